@@ -1,0 +1,138 @@
+# The dm toolkit — one non-recursive GNU Makefile.
+#
+#   make                 build libdm.a, libdm.so and every tool into build/
+#   make check           build and run every test (ends "N passed, N failed")
+#   make check SANITIZE=1  the same with AddressSanitizer + UBSan, in build-san/
+#   make bench           throughput figures (not part of check)
+#   make fuzz FUZZ_TIME=600   libFuzzer on the file readers
+#   make install PREFIX=/usr/local DESTDIR=   make uninstall   make clean
+#
+# Missing build dependencies are installed by scripts/deps.sh (apt-get as
+# root, otherwise it prints the command to run).
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCDIR     ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGDIR     ?= $(LIBDIR)/pkgconfig
+DESTDIR    ?=
+
+CC         ?= cc
+SANITIZE   ?=
+ifeq ($(SANITIZE),1)
+BUILD      ?= build-san
+SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+OPTFLAGS   ?= -O1 -g
+else
+BUILD      ?= build
+SANFLAGS   :=
+OPTFLAGS   ?= -O2 -g
+endif
+
+# Lazily expanded, so that they are read after scripts/deps.sh has run.
+PKGS        = openblas libpng zlib
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CPPFLAGS   += -Ilib -DDM_VERSION='"$(VERSION)"' -D_GNU_SOURCE
+CFLAGS     ?= $(OPTFLAGS)
+CFLAGS     += -std=c11 -Wall -Wextra -fPIC -fopenmp $(SANFLAGS) $(PKG_CFLAGS)
+LDFLAGS    += -fopenmp $(SANFLAGS)
+LDLIBS     += $(PKG_LIBS) -lm
+
+LIB_SRC    := $(sort $(wildcard lib/*.c))
+BIN_SRC    := $(sort $(wildcard bin/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+TOOLS      := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
+HEADERS    := $(wildcard lib/dm*.h)
+MANPAGES   := $(sort $(wildcard man/man*/*.[157]))
+DEPSTAMP   := $(BUILD)/.deps-ok
+
+.PHONY: all check bench fuzz demo install uninstall clean deps
+all: $(BUILD)/libdm.a $(BUILD)/libdm.so $(TOOLS)
+
+# Dependencies: checked once per build directory, installed if missing.
+$(DEPSTAMP): scripts/deps.sh
+	@mkdir -p $(@D)
+	@sh scripts/deps.sh
+	@touch $@
+deps:
+	sh scripts/deps.sh
+
+$(BUILD)/%.o: %.c | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libdm.a: $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libdm.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libdm.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Tools link libdm statically so they run from build/ and after install alike.
+$(BUILD)/bin/%: $(BUILD)/bin/%.o $(BUILD)/libdm.a
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdm.a $(LDLIBS)
+
+$(BUILD)/tests/unit/run: $(UNIT_OBJ) $(BUILD)/libdm.a
+	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libdm.a $(LDLIBS)
+
+check: all $(BUILD)/tests/unit/run
+	@sh tests/run.sh $(BUILD)
+
+bench: all
+	@sh scripts/bench.sh $(BUILD)
+
+# libFuzzer (clang) on the readers: FUZZ_TIME seconds, corpus in tests/fuzz/.
+FUZZ_TIME ?= 300
+FUZZ_DIR  := build-fuzz
+fuzz: | $(DEPSTAMP)
+	@sh scripts/deps.sh --fuzz
+	@mkdir -p $(FUZZ_DIR) tests/fuzz/corpus-work
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -Ilib -D_GNU_SOURCE -DDM_VERSION='"$(VERSION)"' $(PKG_CFLAGS) \
+	    -o $(FUZZ_DIR)/fuzz_read tests/fuzz/fuzz_read.c $(LIB_SRC) $(PKG_LIBS) -lm
+	$(FUZZ_DIR)/fuzz_read -max_total_time=$(FUZZ_TIME) -max_len=65536 \
+	    -dict=tests/fuzz/read.dict tests/fuzz/corpus-work tests/fuzz/corpus
+
+demo: all
+	@if [ -x scripts/demo.sh ]; then sh scripts/demo.sh $(BUILD); \
+	else echo "make demo: the demo arrives with dm-data, dm-train and dm-sample"; fi
+
+$(BUILD)/libdm.pc: Makefile | $(DEPSTAMP)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+	    'Name: libdm' 'Description: diffusion models and flow matching on the CPU' \
+	    'Version: $(VERSION)' 'Requires.private: openblas libpng zlib' \
+	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ldm' \
+	    'Libs.private: -lm -fopenmp' > $(BUILD)/libdm.pc
+
+install: all $(BUILD)/libdm.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \
+	    $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	    $(DESTDIR)$(MANDIR)/man7
+	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(BINDIR)/)
+	install -m 644 $(BUILD)/libdm.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libdm.so $(DESTDIR)$(LIBDIR)/libdm.so.0
+	ln -sf libdm.so.0 $(DESTDIR)$(LIBDIR)/libdm.so
+	install -m 644 $(HEADERS) $(DESTDIR)$(INCDIR)/
+	install -m 644 $(BUILD)/libdm.pc $(DESTDIR)$(PKGDIR)/
+	for m in $(MANPAGES); do \
+	    s=$${m%/*}; install -m 644 $$m $(DESTDIR)$(MANDIR)/$${s#man/}/; done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(TOOLS)))
+	rm -f $(DESTDIR)$(LIBDIR)/libdm.a $(DESTDIR)$(LIBDIR)/libdm.so \
+	    $(DESTDIR)$(LIBDIR)/libdm.so.0 $(DESTDIR)$(PKGDIR)/libdm.pc
+	rm -f $(addprefix $(DESTDIR)$(INCDIR)/,$(notdir $(HEADERS)))
+	for m in $(MANPAGES); do \
+	    s=$${m%/*}; rm -f $(DESTDIR)$(MANDIR)/$${s#man/}/$${m##*/}; done
+
+clean:
+	rm -rf build build-san $(FUZZ_DIR)
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BIN_SRC:bin/%.c=$(BUILD)/bin/%.d)

@@ -1,0 +1,16 @@
+/* dm.h — libdm, the library behind the dm toolkit (diffusion models and flow
+ * matching on the CPU).  Include this one header; it pulls in the others.
+ *
+ * Conventions (DESIGN.md): functions return 0 / a pointer on success and
+ * -1 / NULL on failure, keeping a reason that dm_errstr() returns.  The
+ * library never prints and never exits. */
+#ifndef DM_H
+#define DM_H
+
+#include "dm_base.h"
+#include "dm_tensor.h"
+#include "dm_io.h"
+#include "dm_rng.h"
+#include "dm_cli.h"
+
+#endif

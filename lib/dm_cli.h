@@ -1,0 +1,68 @@
+/* dm_cli.h — what every dm tool shares: strict number parsing, the common
+ * options, output checks, progress lines, thread setup. */
+#ifndef DM_CLI_H
+#define DM_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+/* Strict parsing: the whole string must be a number in [min, max]; "",
+ * "1x", " 1", overflow and (for doubles) NaN/Inf are refused with a reason
+ * ("'1x' is not a valid integer", "'300' is out of range 0..255"). */
+int dm_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+int dm_parse_int(const char *s, int min, int max, int *out);
+int dm_parse_uint64(const char *s, uint64_t *out);
+int dm_parse_double(const char *s, double min, double max, double *out);
+/* A list "a,b,c" of doubles into out[0..cap); sets *n. */
+int dm_parse_doubles(const char *s, double *out, int cap, int *n);
+
+/* The options every tool takes.  Tools keep their own getopt_long table and
+ * pass the common letters/ids here. */
+struct dm_common {
+	const char *output;        /* -o FILE; NULL or "-" = stdout */
+	int quiet;                 /* -q */
+	uint64_t seed;             /* --seed N (default 0) */
+	int threads;               /* --threads N (default: online CPUs) */
+	const char *log;           /* --log FILE (TSV) */
+};
+/* Long option ids for the common options that have no short letter. */
+enum {
+	DM_OPT_SEED = 0x1000,
+	DM_OPT_THREADS,
+	DM_OPT_LOG,
+	DM_OPT_HELP,
+	DM_OPT_VERSION,
+	DM_OPT_FIRST_TOOL = 0x1100  /* tools number their own long options from here */
+};
+void dm_common_init(struct dm_common *c);
+/* Handle option `opt` with `arg` if it is a common one: returns 1 if handled,
+ * 0 if not a common option, -1 (with reason) if its argument is bad. */
+int dm_common_option(struct dm_common *c, int opt, const char *arg);
+
+/* Binary output check: -1 with a hint if path is stdout ("-" or NULL) and
+ * standard output is a terminal. */
+int dm_check_binary_output(const char *path);
+
+/* Threads: sets OpenBLAS and OpenMP to n (n <= 0: online CPUs). */
+void dm_threads_set(int n);
+int dm_threads_get(void);
+
+/* A progress line on stderr, drawn only when stderr is a terminal and not
+ * quiet: "  1200/5000  24%  350.2/s  ETA 0:11  loss 0.0312". */
+struct dm_progress {
+	const char *what;          /* e.g. "step" */
+	int64_t total;
+	int enabled;
+	double start, last;        /* seconds (monotonic) */
+	int drawn;
+};
+void dm_progress_start(struct dm_progress *p, const char *what, int64_t total,
+    int quiet);
+/* Redraws at most a few times per second; extra is a short figure or NULL. */
+void dm_progress_update(struct dm_progress *p, int64_t done, const char *extra);
+/* Clears the line. */
+void dm_progress_end(struct dm_progress *p);
+/* Monotonic seconds. */
+double dm_now(void);
+
+#endif
