@@ -46,8 +46,8 @@ LDLIBS     += $(PKG_LIBS) -lm
 LIB_SRC    := $(sort $(wildcard lib/*.c))
 BIN_SRC    := $(sort $(wildcard bin/*.c))
 UNIT_SRC   := $(sort $(wildcard tests/unit/*.c))
-LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
-UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_OBJ   := $(UNIT_SRC:%.c=$(BUILD)/obj/%.o)
 TOOLS      := $(BIN_SRC:bin/%.c=$(BUILD)/bin/%)
 HEADERS    := $(wildcard lib/dm*.h)
 MANPAGES   := $(sort $(wildcard man/man*/*.[157]))
@@ -64,7 +64,7 @@ $(DEPSTAMP): scripts/deps.sh
 deps:
 	sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c | $(DEPSTAMP)
+$(BUILD)/obj/%.o: %.c | $(DEPSTAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -76,16 +76,23 @@ $(BUILD)/libdm.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libdm.so.0 $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Tools link libdm statically so they run from build/ and after install alike.
-$(BUILD)/bin/%: $(BUILD)/bin/%.o $(BUILD)/libdm.a
+$(BUILD)/bin/%: $(BUILD)/obj/bin/%.o $(BUILD)/libdm.a
+	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdm.a $(LDLIBS)
 
 $(BUILD)/tests/unit/run: $(UNIT_OBJ) $(BUILD)/libdm.a
+	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libdm.a $(LDLIBS)
 
 check: all $(BUILD)/tests/unit/run
 	@sh tests/run.sh $(BUILD)
 
-bench: all
+$(BUILD)/bench/%: scripts/bench/%.c $(BUILD)/libdm.a | $(DEPSTAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libdm.a $(LDLIBS)
+
+BENCH := $(patsubst scripts/bench/%.c,$(BUILD)/bench/%,$(wildcard scripts/bench/*.c))
+bench: all $(BENCH)
 	@sh scripts/bench.sh $(BUILD)
 
 # libFuzzer (clang) on the readers: FUZZ_TIME seconds, corpus in tests/fuzz/.
@@ -135,4 +142,4 @@ uninstall:
 clean:
 	rm -rf build build-san $(FUZZ_DIR)
 
--include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BIN_SRC:bin/%.c=$(BUILD)/bin/%.d)
+-include $(LIB_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BIN_SRC:%.c=$(BUILD)/obj/%.d)

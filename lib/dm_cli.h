@@ -7,8 +7,10 @@
 #include <stdio.h>
 
 /* Strict parsing: the whole string must be a number in [min, max]; "",
- * "1x", " 1", overflow and (for doubles) NaN/Inf are refused with a reason
- * ("'1x' is not a valid integer", "'300' is out of range 0..255"). */
+ * "1x", " 1", "0x10", overflow and (for doubles) NaN/Inf and hex are
+ * refused with a reason ("'1x' is not an integer", "'1x' is not a number",
+ * "'300' is out of range (0 to 255)").  A leading '+' is accepted; '-' is
+ * refused by dm_parse_uint64. */
 int dm_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 int dm_parse_int(const char *s, int min, int max, int *out);
 int dm_parse_uint64(const char *s, uint64_t *out);
@@ -62,6 +64,12 @@ void dm_progress_start(struct dm_progress *p, const char *what, int64_t total,
 void dm_progress_update(struct dm_progress *p, int64_t done, const char *extra);
 /* Clears the line. */
 void dm_progress_end(struct dm_progress *p);
+/* The line itself, as drawn at time `now` (dm_now() seconds) with `done`
+ * steps done: "\r  step 1200/5000  24%  350.2/s  ETA 0:11  loss 0.0312\033[K"
+ * (ETA as M:SS or H:MM:SS; without a total (<= 0) only the count and the
+ * rate).  snprintf-like: returns the full length, buf is cut to n - 1. */
+int dm_progress_format(char *buf, size_t n, const struct dm_progress *p,
+    int64_t done, double now, const char *extra);
 /* Monotonic seconds. */
 double dm_now(void);
 

@@ -76,4 +76,20 @@ uint16_t dm_f32_to_f16(float f);
 float dm_bf16_to_f32(uint16_t h);
 uint16_t dm_f32_to_bf16(float f);
 
+/* Summary statistics in double.  min, max, mean and m2 (the sum of squared
+ * deviations from the mean) cover the n finite elements; NaN and +-Inf are
+ * only counted.  With n == 0, min = +Inf and max = -Inf. */
+struct dm_stats {
+	size_t n, nan, inf;
+	double min, max, mean, m2;
+};
+/* One pass over t->data (OpenMP over fixed chunks merged in order, so the
+ * result does not depend on the thread count); -1 only if out of memory. */
+int dm_tensor_stats(const struct dm_tensor *t, struct dm_stats *s);
+void dm_stats_init(struct dm_stats *s);
+/* a := statistics of the union of a and b (Chan, Golub and LeVeque). */
+void dm_stats_merge(struct dm_stats *a, const struct dm_stats *b);
+/* Population standard deviation sqrt(m2 / n); NaN if n == 0. */
+double dm_stats_std(const struct dm_stats *s);
+
 #endif

@@ -38,7 +38,13 @@ dm_errctx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof pre, fmt, ap);
 	va_end(ap);
-	snprintf(errbuf, sizeof errbuf, "%s%s", pre, old);
+	/* pre + old, truncated to the buffer: the reason stays one bounded line */
+	size_t lp = strlen(pre), lo = strlen(old);
+	if (lo > sizeof errbuf - 1 - lp)
+		lo = sizeof errbuf - 1 - lp;
+	memcpy(errbuf, pre, lp);
+	memcpy(errbuf + lp, old, lo);
+	errbuf[lp + lo] = '\0';
 	return -1;
 }
 

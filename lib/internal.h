@@ -29,6 +29,18 @@ int dm_npy_parse(struct dm_file *f, unsigned char *buf, size_t len);
 int dm_safetensors_write(const struct dm_file *f, struct dm_sink *s);
 int dm_npy_write(const struct dm_tensor *t, struct dm_sink *s);
 
+/* A growing byte buffer and the sink write function that appends to it
+ * (ctx = a struct dm_membuf, zero-initialised; free p when done). */
+struct dm_membuf {
+	unsigned char *p;
+	size_t len, cap;
+};
+int dm_membuf_write(void *ctx, const void *p, size_t n);
+
+/* Append t (named, its name not yet in f) without searching for a tensor of
+ * the same name: parsers that have checked names use it. */
+int dm_file_append(struct dm_file *f, struct dm_tensor *t);
+
 /* Minimal strict JSON (RFC 8259) DOM for headers. */
 enum dm_json_type {
 	DM_JSON_NULL, DM_JSON_FALSE, DM_JSON_TRUE, DM_JSON_NUMBER,

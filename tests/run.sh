@@ -10,7 +10,7 @@ export LC_ALL=C
 pass=0 fail=0
 count() {	# count LOGFILE: add a runner's "N passed, N failed" line
 	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
-	p=$(echo "$line" | sed -E 's/.* ?([0-9]+) passed.*/\1/')
+	p=$(echo "$line" | sed -E 's/^(.*[^0-9])?([0-9]+) passed.*/\2/')
 	f=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) failed.*/\1/')
 	[ -n "$line" ] || { p=0; f=1; }
 	pass=$((pass + p)); fail=$((fail + f))
