@@ -12,5 +12,7 @@
 #include "dm_io.h"
 #include "dm_rng.h"
 #include "dm_cli.h"
+#include "dm_schedule.h"
+#include "dm_predict.h"
 
 #endif
