@@ -14,5 +14,7 @@
 #include "dm_cli.h"
 #include "dm_schedule.h"
 #include "dm_predict.h"
+#include "dm_gmm.h"
+#include "dm_noise.h"
 
 #endif
