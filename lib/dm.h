@@ -16,5 +16,6 @@
 #include "dm_predict.h"
 #include "dm_gmm.h"
 #include "dm_noise.h"
+#include "dm_data.h"
 
 #endif
