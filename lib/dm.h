@@ -16,6 +16,7 @@
 #include "dm_predict.h"
 #include "dm_gmm.h"
 #include "dm_noise.h"
+#include "dm_plot.h"
 #include "dm_data.h"
 
 #endif
