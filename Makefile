@@ -101,7 +101,7 @@ FUZZ_DIR  := build-fuzz
 fuzz: | $(DEPSTAMP)
 	@sh scripts/deps.sh --fuzz
 	@mkdir -p $(FUZZ_DIR) tests/fuzz/corpus-work
-	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -std=c11 -g -O1 -fopenmp -fsanitize=fuzzer,address,undefined \
 	    -Ilib -D_GNU_SOURCE -DDM_VERSION='"$(VERSION)"' $(PKG_CFLAGS) \
 	    -o $(FUZZ_DIR)/fuzz_read tests/fuzz/fuzz_read.c $(LIB_SRC) $(PKG_LIBS) -lm
 	$(FUZZ_DIR)/fuzz_read -max_total_time=$(FUZZ_TIME) -max_len=65536 \
