@@ -85,7 +85,7 @@ $(BUILD)/tests/unit/run: $(UNIT_OBJ) $(BUILD)/libdm.a
 	$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJ) $(BUILD)/libdm.a $(LDLIBS)
 
 check: all $(BUILD)/tests/unit/run
-	@sh tests/run.sh $(BUILD)
+	@DM_SANFLAGS='$(SANFLAGS)' sh tests/run.sh $(BUILD)
 
 $(BUILD)/bench/%: scripts/bench/%.c $(BUILD)/libdm.a | $(DEPSTAMP)
 	@mkdir -p $(@D)
