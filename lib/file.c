@@ -300,9 +300,10 @@ struct fdsink {
 	unsigned char buf[CHUNK];
 };
 
-static int
-write_all(int fd, const unsigned char *p, size_t n)
+int
+dm_write_all(int fd, const void *buf, size_t n)
 {
+	const unsigned char *p = buf;
 	ssize_t w;
 
 	while (n > 0) {
@@ -321,7 +322,7 @@ write_all(int fd, const unsigned char *p, size_t n)
 static int
 fdsink_flush(struct fdsink *s)
 {
-	int rc = write_all(s->fd, s->buf, s->n);
+	int rc = dm_write_all(s->fd, s->buf, s->n);
 
 	s->n = 0;
 	return rc;
@@ -340,7 +341,7 @@ fdsink_write(void *ctx, const void *p, size_t n)
 	if (fdsink_flush(s) == -1)
 		return -1;
 	if (n >= sizeof s->buf)
-		return write_all(s->fd, p, n);
+		return dm_write_all(s->fd, p, n);
 	memcpy(s->buf, p, n);
 	s->n = n;
 	return 0;
@@ -496,7 +497,7 @@ new_mode(const struct stat *old, int exists)
 
 /* Write to a temporary in the same directory, then rename over path. */
 static int
-write_atomic(const struct dm_file *f, const char *path, unsigned flags,
+write_atomic(const char *path, int (*fn)(int, void *), void *ctx,
     const struct stat *old, int exists)
 {
 	char *tmp;
@@ -513,7 +514,7 @@ write_atomic(const struct dm_file *f, const char *path, unsigned flags,
 	rc = fchmod(fd, new_mode(old, exists)) == -1 ?
 	    dm_seterr("fchmod: %s", strerror(errno)) : 0;
 	if (rc == 0)
-		rc = write_fd(f, fd, flags);
+		rc = fn(fd, ctx);
 	if (close(fd) == -1 && rc == 0)
 		rc = dm_seterr("close: %s", strerror(errno));
 	if (rc == 0 && rename(tmp, path) == -1)
@@ -526,38 +527,58 @@ write_atomic(const struct dm_file *f, const char *path, unsigned flags,
 
 /* A device or pipe: written in place (no temporaries in /dev). */
 static int
-write_special(const struct dm_file *f, const char *path, unsigned flags)
+write_special(const char *path, int (*fn)(int, void *), void *ctx)
 {
 	int fd, rc;
 
 	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
 		return dm_seterr("%s", strerror(errno));
-	rc = write_fd(f, fd, flags);
+	rc = fn(fd, ctx);
 	if (close(fd) == -1 && rc == 0)
 		rc = dm_seterr("close: %s", strerror(errno));
 	return rc;
 }
 
 int
-dm_file_write(const struct dm_file *f, const char *path, unsigned flags)
+dm_write_path(const char *path, int (*fn)(int fd, void *ctx), void *ctx)
 {
 	struct stat st;
 	int exists;
 
-	flags |= name_flags(path);
-	if ((flags & DM_WRITE_NPY) && f->ntensors != 1)
-		return dm_seterr("npy holds one tensor; this file has %d",
-		    f->ntensors);
 	if (path == NULL || strcmp(path, "-") == 0)
-		return write_fd(f, STDOUT_FILENO, flags);
+		return fn(STDOUT_FILENO, ctx);
 	if (*path == '\0')
 		return dm_seterr("empty file name");
 	exists = stat(path, &st) == 0;
 	if (exists && S_ISDIR(st.st_mode))
 		return dm_seterr("is a directory");
 	if (exists && !S_ISREG(st.st_mode))
-		return write_special(f, path, flags);
-	return write_atomic(f, path, flags, &st, exists);
+		return write_special(path, fn, ctx);
+	return write_atomic(path, fn, ctx, &st, exists);
+}
+
+struct file_job {
+	const struct dm_file *f;
+	unsigned flags;
+};
+
+static int
+write_file_fd(int fd, void *ctx)
+{
+	const struct file_job *j = ctx;
+
+	return write_fd(j->f, fd, j->flags);
+}
+
+int
+dm_file_write(const struct dm_file *f, const char *path, unsigned flags)
+{
+	struct file_job job = {f, flags | name_flags(path)};
+
+	if ((job.flags & DM_WRITE_NPY) && f->ntensors != 1)
+		return dm_seterr("npy holds one tensor; this file has %d",
+		    f->ntensors);
+	return dm_write_path(path, write_file_fd, &job);
 }
 
 /* Tensors and metadata. */

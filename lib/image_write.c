@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <png.h>
@@ -95,96 +94,17 @@ dm_png_encode(const struct dm_canvas *im, unsigned char **out, size_t *len)
 	return 0;
 }
 
-static int
-write_all(int fd, const unsigned char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n < SSIZE_MAX ? n : SSIZE_MAX);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return dm_seterr("write: %s", strerror(errno));
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* "DIR/.NAME.XXXXXX" beside "DIR/NAME". */
-static char *
-temp_name(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	size_t dir = slash ? (size_t)(slash - path) + 1 : 0, n;
-	char *t;
-
-	if (dm_add_size(strlen(path), 9, &n) == -1 || (t = dm_malloc(n)) == NULL)
-		return NULL;
-	memcpy(t, path, dir);
-	snprintf(t + dir, n - dir, ".%s.XXXXXX", path + dir);
-	return t;
-}
+struct bytes {
+	const unsigned char *p;
+	size_t n;
+};
 
 static int
-write_atomic(const char *path, const unsigned char *p, size_t n,
-    const struct stat *old, int exists)
+write_bytes_fd(int fd, void *ctx)
 {
-	char *tmp;
-	int fd, rc;
-	mode_t mode, mask;
+	const struct bytes *b = ctx;
 
-	if ((tmp = temp_name(path)) == NULL)
-		return -1;
-	if ((fd = mkstemp(tmp)) == -1) {
-		rc = dm_seterr("cannot create a temporary file: %s",
-		    strerror(errno));
-		free(tmp);
-		return rc;
-	}
-	if (exists)
-		mode = old->st_mode & 07777;
-	else {
-		mask = umask(022);
-		umask(mask);
-		mode = 0644 & ~mask;
-	}
-	rc = fchmod(fd, mode) == -1 ? dm_seterr("fchmod: %s", strerror(errno)) : 0;
-	if (rc == 0)
-		rc = write_all(fd, p, n);
-	if (close(fd) == -1 && rc == 0)
-		rc = dm_seterr("close: %s", strerror(errno));
-	if (rc == 0 && rename(tmp, path) == -1)
-		rc = dm_seterr("rename: %s", strerror(errno));
-	if (rc == -1)
-		unlink(tmp);
-	free(tmp);
-	return rc;
-}
-
-static int
-write_bytes(const char *path, const unsigned char *p, size_t n)
-{
-	struct stat st;
-	int fd, rc, exists;
-
-	if (path == NULL || strcmp(path, "-") == 0)
-		return write_all(STDOUT_FILENO, p, n);
-	if (*path == '\0')
-		return dm_seterr("empty file name");
-	exists = stat(path, &st) == 0;
-	if (exists && S_ISDIR(st.st_mode))
-		return dm_seterr("is a directory");
-	if (exists && !S_ISREG(st.st_mode)) {
-		/* a device or pipe: written in place */
-		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) == -1)
-			return dm_seterr("%s", strerror(errno));
-		rc = write_all(fd, p, n);
-		if (close(fd) == -1 && rc == 0)
-			rc = dm_seterr("close: %s", strerror(errno));
-		return rc;
-	}
-	return write_atomic(path, p, n, &st, exists);
+	return dm_write_all(fd, b->p, b->n);
 }
 
 int
@@ -196,7 +116,7 @@ dm_png_write(const struct dm_canvas *im, const char *path)
 
 	if (dm_png_encode(im, &p, &n) == -1)
 		return -1;
-	rc = write_bytes(path, p, n);
+	rc = dm_write_path(path, write_bytes_fd, &(struct bytes){p, n});
 	free(p);
 	return rc;
 }

@@ -19,6 +19,14 @@ dm_sink_write(struct dm_sink *s, const void *p, size_t n)
 	return n ? s->write(s->ctx, p, n) : 0;
 }
 
+/* Write all n bytes to fd (retrying short writes); -1 with reason. */
+int dm_write_all(int fd, const void *buf, size_t n);
+/* Write a file the toolkit's way: "-" or NULL is standard output; an
+ * existing device or pipe is written in place; a regular file is written
+ * by fn to a temporary in the same directory and renamed over path, the
+ * temporary removed on any failure (fn returns 0 or -1 with reason). */
+int dm_write_path(const char *path, int (*fn)(int fd, void *ctx), void *ctx);
+
 /* Parsers: buf holds the whole (uncompressed) file and is writable; it is
  * kept alive by the caller for as long as f is (f->map or f->buf).  They add
  * tensors to f that point into buf where the data is aligned for its dtype
