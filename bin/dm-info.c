@@ -15,6 +15,7 @@ enum {
 	OPT_ROWS = DM_OPT_FIRST_TOOL,
 	OPT_DTYPE,
 	OPT_FLOAT,
+	OPT_F16,
 	OPT_GZ,
 	OPT_NPY,
 	OPT_RENAME,
@@ -38,7 +39,7 @@ struct table {
 
 #define USAGE_LIST "usage: dm-info [-hpqsV] [--rows A:B] [-t NAME]... " \
 	"[--threads N] FILE...\n"
-#define USAGE_CONVERT "dm-info convert [--dtype DT | --float DT] [--gz] " \
+#define USAGE_CONVERT "dm-info convert [--dtype DT | --float DT | --f16] [--gz] " \
 	"[--npy] [-o OUT] [-t NAME]...\n" \
 	"               [--rename OLD=NEW]... [--set KEY=VALUE]... " \
 	"[--unset KEY]... FILE\n"
@@ -652,6 +653,7 @@ convert_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"dtype", required_argument, NULL, OPT_DTYPE},
+		{"f16", no_argument, NULL, OPT_F16},
 		{"float", required_argument, NULL, OPT_FLOAT},
 		{"gz", no_argument, NULL, OPT_GZ},
 		{"help", no_argument, NULL, 'h'},
@@ -671,6 +673,10 @@ convert_main(int argc, char **argv)
 	in_convert = 1;
 	while ((ch = getopt_long(argc, argv, "ho:t:", opts, NULL)) != -1) {
 		switch (ch) {
+		case OPT_F16:	/* shorthand for --float f16 */
+			optarg = "f16";
+			ch = OPT_FLOAT;
+			/* FALLTHROUGH */
 		case OPT_DTYPE:
 		case OPT_FLOAT:
 			if (o.has_dtype) {

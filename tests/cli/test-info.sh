@@ -104,6 +104,9 @@ fi
 dm-info convert --float f16 -o m16.st model.st
 t_out "convert --float f16: weights" '^  net\.0\.weight +F16 ' dm-info m16.st
 t_out "convert --float f16: I64 kept" '^  step +I64 ' dm-info m16.st
+dm-info convert --f16 -o m16b.st model.st
+check "--f16 is --float f16" 'cmp -s m16.st m16b.st'
+t_exit "--f16 with --dtype" 2 dm-info convert --f16 --dtype f64 -o x.st model.st
 run dm-info -pq -t net.0.weight m16.st
 dm-info -pq -t net.0.weight model.st >w.tsv
 check "convert --float f16: exact values kept" 'cmp -s "$T/out" w.tsv'
