@@ -32,10 +32,20 @@ SANFLAGS   :=
 OPTFLAGS   ?= -O2 -g
 endif
 
+# OpenBLAS is the OpenMP build, so that BLAS and libdm's own OpenMP loops
+# share one thread pool instead of fighting over the cores (the pthread
+# build's threads and libgomp's spinning threads would both claim them).
+# Debian installs it beside the default build; the run path makes the
+# tools load it whatever the system's BLAS alternative says.
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+BLAS_DIR   ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_CFLAGS = -I/usr/include/$(MULTIARCH)/openblas-openmp
+BLAS_LIBS   = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+
 # Lazily expanded, so that they are read after scripts/deps.sh has run.
-PKGS        = openblas libpng zlib
-PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKGS        = libpng zlib
+PKG_CFLAGS  = $(BLAS_CFLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(BLAS_LIBS) $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CPPFLAGS   += -Ilib -DDM_VERSION='"$(VERSION)"' -D_GNU_SOURCE
 CFLAGS     ?= $(OPTFLAGS)
@@ -114,9 +124,9 @@ demo: all
 $(BUILD)/libdm.pc: Makefile | $(DEPSTAMP)
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
 	    'Name: libdm' 'Description: diffusion models and flow matching on the CPU' \
-	    'Version: $(VERSION)' 'Requires.private: openblas libpng zlib' \
+	    'Version: $(VERSION)' 'Requires.private: libpng zlib' \
 	    'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -ldm' \
-	    'Libs.private: -lm -fopenmp' > $(BUILD)/libdm.pc
+	    'Libs.private: $(BLAS_LIBS) -lm -fopenmp' > $(BUILD)/libdm.pc
 
 install: all $(BUILD)/libdm.pc
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) \

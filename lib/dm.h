@@ -18,5 +18,7 @@
 #include "dm_noise.h"
 #include "dm_plot.h"
 #include "dm_data.h"
+#include "dm_nn.h"
+#include "dm_sample.h"
 
 #endif

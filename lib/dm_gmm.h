@@ -61,6 +61,11 @@ int dm_gmm_sample(const struct dm_gmm *g, int64_t n, uint64_t seed,
  * derived by the caller.  -1 only on bad arguments. */
 int dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma,
     const float *xt, float *x0, int64_t n);
+/* Both halves of the posterior: x0 = E[x0 | x_t] and eps = E[eps | x_t]
+ * = (x_t - alpha x0)/sigma, computed without the cancellation of that
+ * formula near sigma = 0 (eps may be NULL; 0 where sigma = 0). */
+int dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, float *x0, float *eps, int64_t n);
 /* log p_t(x_t) for n points (natural log). */
 int dm_gmm_logp(const struct dm_gmm *g, double alpha, double sigma,
     const float *xt, double *logp, int64_t n);

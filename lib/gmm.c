@@ -13,6 +13,10 @@
 #include "dm_gmm.h"
 #include "dm_rng.h"
 
+/* Threads only pay off above some work (points x K x d^2 flops): a
+ * parallel region costs microseconds, a sampler's small batches less. */
+#define PARALLEL(n, g) ((double)(n) * (g)->K * ((g)->d * (g)->d + 8) > 2e5)
+
 #define LOG_2PI 1.8378770664093454835606594728112
 
 /* Lower Cholesky factor L (L L^T = A) of a symmetric d x d matrix, reading
@@ -497,7 +501,7 @@ dm_gmm_sample(const struct dm_gmm *g, int64_t n, uint64_t seed, int64_t first,
 	if (n < 0 || first < 0 || first > (INT64_C(1) << 48) - n)
 		return dm_seterr("bad sample range (%lld from %lld)",
 		    (long long)n, (long long)first);
-#pragma omp parallel
+#pragma omp parallel if (PARALLEL(n, g))
 	{
 		double *z = malloc(2 * (size_t)d * sizeof *z);
 		if (z == NULL) {
@@ -643,15 +647,27 @@ int
 dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma, const float *xt,
     float *x0, int64_t n)
 {
+	return dm_gmm_denoise(g, alpha, sigma, xt, x0, NULL, n);
+}
+
+/* E[eps | x_t] per component is sigma A_k^-1 (x_t - alpha mu_k), which
+ * equals (x_t - alpha m_k)/sigma without its cancellation near sigma = 0. */
+int
+dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, float *x0, float *eps, int64_t n)
+{
 	struct marginal mg;
 	int d = g->d, K = g->K, fail = 0;
 
 	if (n < 0)
 		return dm_seterr("negative point count");
 	if (sigma == 0 && alpha > 0 && isfinite(alpha)) {
-		/* no noise: x_t = alpha x0 exactly */
-		for (size_t i = 0; i < (size_t)n * d; i++)
+		/* no noise: x_t = alpha x0 exactly (eps is not observed: 0) */
+		for (size_t i = 0; i < (size_t)n * d; i++) {
 			x0[i] = (float)(xt[i] / alpha);
+			if (eps)
+				eps[i] = 0;
+		}
 		return 0;
 	}
 	if (alpha == 0 && sigma > 0 && isfinite(sigma)) {
@@ -660,17 +676,21 @@ dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma, const float *xt,
 			double m = 0;
 			for (int k = 0; k < K; k++)
 				m += g->weights[k] * g->means[(size_t)k * d + i];
-			for (int64_t p = 0; p < n; p++)
+			for (int64_t p = 0; p < n; p++) {
 				x0[(size_t)p * d + i] = (float)m;
+				if (eps)
+					eps[(size_t)p * d + i] = (float)(xt[(size_t)p * d + i] / sigma);
+			}
 		}
 		return 0;
 	}
 	if (marginal_init(&mg, g, alpha, sigma, 1) == -1)
 		return -1;
-#pragma omp parallel
+#pragma omp parallel if (PARALLEL(n, g))
 	{
-		/* r, y, the current component's mean, the running sum */
-		double *buf = malloc(4 * (size_t)d * sizeof *buf);
+		/* r, y, the current component's mean, the running sum, and
+		 * the same two for eps */
+		double *buf = malloc(6 * (size_t)d * sizeof *buf);
 		if (buf == NULL) {
 #pragma omp atomic write
 			fail = 1;
@@ -681,8 +701,10 @@ dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma, const float *xt,
 				continue;
 			double *r = buf, *y = buf + d, *mk = buf + 2 * d;
 			double *acc = buf + 3 * d, lmax = -INFINITY, s = 0;
+			double *ek = buf + 4 * d, *eacc = buf + 5 * d;
 
 			memset(acc, 0, (size_t)d * sizeof *acc);
+			memset(eacc, 0, (size_t)d * sizeof *eacc);
 			const float *x = xt + (size_t)p * d;
 			/* streaming log-sum-exp: acc / s = sum_k w_k m_k */
 			for (int k = 0; k < K; k++) {
@@ -695,29 +717,44 @@ dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma, const float *xt,
 						v += M[(size_t)i * d + j] * r[j];
 					mk[i] = v;
 				}
+				if (eps) {
+					/* y = L^-1 r: A^-1 r = L^-T y */
+					solve_upper_t(mg.L + (size_t)k * d * d, y, ek, d);
+					for (int i = 0; i < d; i++)
+						ek[i] *= sigma;
+				}
 				if (l > lmax) {
 					double f = lmax == -INFINITY ? 0 :
 					    exp(lmax - l);
 					s = s * f + 1;
-					for (int i = 0; i < d; i++)
+					for (int i = 0; i < d; i++) {
 						acc[i] = acc[i] * f + mk[i];
+						eacc[i] = eacc[i] * f + (eps ? ek[i] : 0);
+					}
 					lmax = l;
 				} else if (l > -INFINITY) {
 					double e = exp(l - lmax);
 					s += e;
-					for (int i = 0; i < d; i++)
+					for (int i = 0; i < d; i++) {
 						acc[i] += e * mk[i];
+						eacc[i] += e * (eps ? ek[i] : 0);
+					}
 				}
 			}
 			if (!(s > 0)) {
 				/* every density underflowed (or x has NaN): far
 				 * from all components the likelihood dominates */
-				for (int i = 0; i < d; i++)
+				for (int i = 0; i < d; i++) {
 					acc[i] = alpha > 0 ? x[i] / alpha : NAN;
+					eacc[i] = 0;
+				}
 				s = 1;
 			}
-			for (int i = 0; i < d; i++)
+			for (int i = 0; i < d; i++) {
 				x0[(size_t)p * d + i] = (float)(acc[i] / s);
+				if (eps)
+					eps[(size_t)p * d + i] = (float)(eacc[i] / s);
+			}
 		}
 		free(buf);
 	}
@@ -738,7 +775,7 @@ dm_gmm_logp(const struct dm_gmm *g, double alpha, double sigma,
 		return dm_seterr("negative point count");
 	if (marginal_init(&mg, g, alpha, sigma, 0) == -1)
 		return -1;
-#pragma omp parallel
+#pragma omp parallel if (PARALLEL(n, g))
 	{
 		double *buf = malloc(2 * (size_t)d * sizeof *buf);
 		if (buf == NULL) {

@@ -532,7 +532,7 @@ int
 dm_schedule_from_string(struct dm_schedule *s, const char *spec)
 {
 	char buf[512], *p, *item, *save = NULL;
-	enum dm_schedule_kind kind;
+	enum dm_schedule_kind kind = DM_SCHEDULE_LINEAR;
 
 	if (strlen(spec) >= sizeof buf)
 		return dm_seterr("schedule text too long");

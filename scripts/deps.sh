@@ -23,7 +23,8 @@ hdr() { [ -e "/usr/include/$1" ] || [ -e "/usr/include/x86_64-linux-gnu/$1" ] \
 need gcc have cc
 need make have make
 need pkg-config have pkg-config
-need libopenblas-dev pkg-config --exists openblas
+ma=$(cc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+need libopenblas-openmp-dev test -e "/usr/lib/$ma/openblas-openmp/libopenblas.so"
 need liblapacke-dev hdr lapacke.h lapacke
 need libpng-dev pkg-config --exists libpng
 need zlib1g-dev pkg-config --exists zlib

@@ -399,3 +399,35 @@ DM_TEST(gmm_init_validates)
 	CHECK_NEAR(g.chol[0], 2, 0);
 	dm_gmm_free(&g);
 }
+
+/* eps = E[eps | x_t] equals (x_t - alpha x0_hat)/sigma where that is well
+ * conditioned, and stays accurate where it is not (sigma -> 0). */
+DM_TEST(gmm_denoise_eps)
+{
+	double *w = malloc(2 * sizeof *w), *m = malloc(4 * sizeof *m);
+	double *c = malloc(8 * sizeof *c);
+	struct dm_gmm g;
+	float x[8], x0[8], eps[8];
+	static const double C[8] = {0.5, 0.1, 0.1, 0.4, 0.3, 0, 0, 0.6};
+
+	w[0] = 0.6; w[1] = 0.4;
+	m[0] = -1; m[1] = 0; m[2] = 1; m[3] = 0.5;
+	memcpy(c, C, sizeof C);
+	CHECK_OK(dm_gmm_init(&g, 2, 2, w, m, c));
+	dm_rng_normal(x, 8, 4, 0, 0);
+	CHECK_OK(dm_gmm_denoise(&g, 0.8, 0.6, x, x0, eps, 4));
+	for (int i = 0; i < 8; i++)
+		CHECK_NEAR(eps[i], (x[i] - 0.8 * x0[i]) / 0.6, 1e-5);
+	/* near sigma = 0 a single Gaussian gives eps = sigma A^-1 (x - alpha mu)
+	 * in closed form; for x = alpha mu + sigma z it tends to z */
+	double *w1 = malloc(sizeof *w1), *m1 = malloc(sizeof *m1), *c1 = malloc(sizeof *c1);
+	struct dm_gmm g1;
+	w1[0] = 1; m1[0] = 0.25; c1[0] = 2;
+	CHECK_OK(dm_gmm_init(&g1, 1, 1, w1, m1, c1));
+	float x1 = (float)(0.9999 * 0.25 + 1e-4 * 0.7), e1, z1;
+	CHECK_OK(dm_gmm_denoise(&g1, 0.9999, 1e-4, &x1, &z1, &e1, 1));
+	double A = 0.9999 * 0.9999 * 2 + 1e-8;
+	CHECK_NEAR(e1, 1e-4 / A * ((double)x1 - 0.9999 * 0.25), 1e-6);
+	dm_gmm_free(&g);
+	dm_gmm_free(&g1);
+}

@@ -1,0 +1,68 @@
+/* nn_internal.h — helpers shared by the layer files (nn.c, nn_norm.c);
+ * not installed. */
+#ifndef DM_NN_INTERNAL_H
+#define DM_NN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Work below this many elements stays on the calling thread. */
+#define DM_NN_PAR_MIN ((size_t)1 << 15)
+
+/* for i in [0, n): the braced body, as a simd loop, across threads when n
+ * is large.  The body must touch element i only. */
+#define DM_NN_ELEMWISE(n, ...) do {                                      \
+	size_t n_ = (n);                                                  \
+	if (n_ >= DM_NN_PAR_MIN) {                                        \
+		_Pragma("omp parallel for simd schedule(static)")         \
+		for (size_t i = 0; i < n_; i++)                           \
+			__VA_ARGS__                                       \
+	} else {                                                          \
+		_Pragma("omp simd")                                       \
+		for (size_t i = 0; i < n_; i++)                           \
+			__VA_ARGS__                                       \
+	}                                                                 \
+} while (0)
+
+/*
+ * e^x in a form the compiler vectorizes (libm's expf is a call it cannot):
+ * x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2, ln2 split in a
+ * part exact under multiplication by k and a remainder (Cody and Waite);
+ * e^r by its Taylor polynomial of degree 7 (truncation below 2e-8
+ * relative); 2^k written into the exponent field.  x is clamped to
+ * [-87, 88] so that 2^k stays a normal float: the result is within a few
+ * ulp of e^x there, and e^-87 or e^88 outside (NaN too).
+ */
+#define DM_NN_BITS_88 0x42b00000	/* bits of 88.0f */
+#define DM_NN_BITS_87 0x42ae0000	/* bits of 87.0f */
+static inline float
+dm_nn_exp(float x)
+{
+	union { float f; int32_t i; } v = {x}, two_k;
+
+	/* the clamp on the bits, by sign-magnitude: integer selects keep
+	 * the loop free of branches (float compares may trap, so the
+	 * compiler would not turn two of them into selects) */
+	int32_t neg = v.i >> 31;	/* all ones when x < 0 */
+	int32_t lim = DM_NN_BITS_88 ^ ((DM_NN_BITS_88 ^ DM_NN_BITS_87) & neg);
+	int32_t mag = v.i & INT32_MAX;
+	mag = mag > lim ? lim : mag;
+	v.i = mag | (v.i & INT32_MIN);
+	x = v.f;
+	/* adding and removing 1.5 * 2^23 rounds to the nearest integer */
+	float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	float r = x - k * 0.693359375f;
+	r = r - k * -2.12194440e-4f;
+	float p = 1.0f / 5040;
+	p = p * r + 1.0f / 720;
+	p = p * r + 1.0f / 120;
+	p = p * r + 1.0f / 24;
+	p = p * r + 1.0f / 6;
+	p = p * r + 0.5f;
+	p = p * r + 1.0f;
+	p = p * r + 1.0f;
+	two_k.i = ((int32_t)k + 127) << 23;
+	return p * two_k.f;
+}
+
+#endif

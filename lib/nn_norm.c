@@ -1,0 +1,260 @@
+/* nn_norm.c — LayerNorm and GroupNorm (dm_nn.h).
+ *
+ * Both normalize a set S of values: xhat = (x - mean) rstd,
+ * rstd = 1 / sqrt(var + eps) with the biased variance, then
+ * out = xhat w + b per channel.  Mean and variance are two passes in
+ * double.  Backward, with dxhat = dout w and means over S:
+ *   din += rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)),
+ *   dw += sum dout xhat, db += sum dout over everything but the channel.
+ * w and b may be NULL (no affine part: w = 1, b = 0); so may dw, db, din.
+ * Sets are split among threads; dw and db by channel, so every sum runs
+ * in one order whatever the thread count.
+ */
+#include <math.h>
+#include <stddef.h>
+
+#include "dm_nn.h"
+#include "nn_internal.h"
+
+/* mean and 1 / sqrt(var + eps) of x[0..n) */
+static void
+moments(const float *restrict x, size_t n, float eps, float *mean,
+    float *rstd)
+{
+	double s = 0, v = 0, m;
+
+	#pragma omp simd reduction(+:s)
+	for (size_t i = 0; i < n; i++)
+		s += x[i];
+	m = s / (double)n;
+	#pragma omp simd reduction(+:v)
+	for (size_t i = 0; i < n; i++) {
+		double d = x[i] - m;
+		v += d * d;
+	}
+	v /= (double)n;
+	*mean = (float)m;
+	*rstd = (float)(1.0 / sqrt(v + eps));
+}
+
+/* o = x scale + shift over n values */
+static inline void
+affine(float *restrict o, const float *restrict x, size_t n, float scale,
+    float shift)
+{
+	#pragma omp simd
+	for (size_t i = 0; i < n; i++)
+		o[i] = x[i] * scale + shift;
+}
+
+/* sums of dxhat = g w and dxhat xhat, xhat = (x - m) rs, over n values */
+static inline void
+dxhat_sums(const float *restrict g, const float *restrict x, size_t n,
+    float w, float m, float rs, double *s1, double *s2)
+{
+	double a = 0, c = 0;
+
+	#pragma omp simd reduction(+:a, c)
+	for (size_t i = 0; i < n; i++) {
+		float dx = g[i] * w;
+		a += dx;
+		c += dx * ((x[i] - m) * rs);
+	}
+	*s1 += a;
+	*s2 += c;
+}
+
+/* din += rs (g w - m1 - xhat m2) over n values */
+static inline void
+din_add(float *restrict d, const float *restrict g, const float *restrict x,
+    size_t n, float w, float m, float rs, float m1, float m2)
+{
+	#pragma omp simd
+	for (size_t i = 0; i < n; i++) {
+		float xhat = (x[i] - m) * rs;
+		d[i] += rs * (g[i] * w - m1 - xhat * m2);
+	}
+}
+
+/*
+ * LayerNorm: S is one row of C values, the channel is the column.
+ */
+
+void
+dm_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+    const float *w, const float *b, int n, int C, float eps)
+{
+	if (n <= 0 || C <= 0)
+		return;
+
+	#pragma omp parallel for schedule(static) \
+	    if ((size_t)n * (size_t)C >= DM_NN_PAR_MIN)
+	for (int r = 0; r < n; r++) {
+		const float *restrict x = in + (size_t)r * C;
+		float *restrict o = out + (size_t)r * C;
+		float m, rs;
+		moments(x, (size_t)C, eps, &m, &rs);
+		mean[r] = m;
+		rstd[r] = rs;
+		if (w == NULL && b == NULL) {
+			affine(o, x, (size_t)C, rs, -m * rs);
+			continue;
+		}
+		#pragma omp simd
+		for (int c = 0; c < C; c++) {
+			float y = (x[c] - m) * rs;
+			o[c] = y * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+		}
+	}
+}
+
+void
+dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
+    const float *in, const float *w, const float *mean, const float *rstd,
+    int n, int C)
+{
+	if (n <= 0 || C <= 0)
+		return;
+	size_t total = (size_t)n * (size_t)C;
+
+	if (din != NULL) {
+		#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
+		for (int r = 0; r < n; r++) {
+			const float *restrict x = in + (size_t)r * C;
+			const float *restrict g = dout + (size_t)r * C;
+			float *restrict d = din + (size_t)r * C;
+			float m = mean[r], rs = rstd[r];
+			double s1 = 0, s2 = 0;
+			#pragma omp simd reduction(+:s1, s2)
+			for (int c = 0; c < C; c++) {
+				float dx = g[c] * (w ? w[c] : 1.0f);
+				s1 += dx;
+				s2 += dx * ((x[c] - m) * rs);
+			}
+			float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
+			#pragma omp simd
+			for (int c = 0; c < C; c++) {
+				float xhat = (x[c] - m) * rs;
+				float dx = g[c] * (w ? w[c] : 1.0f);
+				d[c] += rs * (dx - m1 - xhat * m2);
+			}
+		}
+	}
+	if (dw == NULL && db == NULL)
+		return;
+	enum { CHUNK = 256 };
+	int nchunk = (C + CHUNK - 1) / CHUNK;
+
+	#pragma omp parallel for schedule(static) \
+	    if (total >= DM_NN_PAR_MIN && nchunk > 1)
+	for (int k = 0; k < nchunk; k++) {
+		int c0 = k * CHUNK, c1 = c0 + CHUNK < C ? c0 + CHUNK : C;
+		for (int r = 0; r < n; r++) {
+			const float *restrict x = in + (size_t)r * C;
+			const float *restrict g = dout + (size_t)r * C;
+			float m = mean[r], rs = rstd[r];
+			if (dw != NULL) {
+				#pragma omp simd
+				for (int c = c0; c < c1; c++)
+					dw[c] += g[c] * ((x[c] - m) * rs);
+			}
+			if (db != NULL) {
+				#pragma omp simd
+				for (int c = c0; c < c1; c++)
+					db[c] += g[c];
+			}
+		}
+	}
+}
+
+/*
+ * GroupNorm: S is one sample's C/G channels of HW values each.
+ */
+
+void
+dm_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
+    const float *w, const float *b, int B, int C, int HW, int G, float eps)
+{
+	if (B <= 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
+		return;
+	int Cg = C / G;
+	size_t hw = (size_t)HW, set = (size_t)Cg * hw;
+	long nsets = (long)B * G;
+
+	#pragma omp parallel for schedule(static) \
+	    if ((size_t)nsets * set >= DM_NN_PAR_MIN)
+	for (long s = 0; s < nsets; s++) {
+		int g = (int)(s % G);
+		const float *x = in + (size_t)s * set;
+		float *o = out + (size_t)s * set;
+		float m, rs;
+		moments(x, set, eps, &m, &rs);
+		mean[s] = m;
+		rstd[s] = rs;
+		for (int j = 0; j < Cg; j++) {
+			int c = g * Cg + j;
+			float scale = rs * (w ? w[c] : 1.0f);
+			float shift = (b ? b[c] : 0.0f) - m * scale;
+			affine(o + j * hw, x + j * hw, hw, scale, shift);
+		}
+	}
+}
+
+void
+dm_groupnorm_backward(float *din, float *dw, float *db, const float *dout,
+    const float *in, const float *w, const float *mean, const float *rstd,
+    int B, int C, int HW, int G)
+{
+	if (B <= 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
+		return;
+	int Cg = C / G;
+	size_t hw = (size_t)HW, set = (size_t)Cg * hw;
+	size_t total = (size_t)B * (size_t)C * hw;
+	long nsets = (long)B * G;
+
+	if (din != NULL) {
+		#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
+		for (long s = 0; s < nsets; s++) {
+			int g = (int)(s % G);
+			const float *x = in + (size_t)s * set;
+			const float *gr = dout + (size_t)s * set;
+			float *d = din + (size_t)s * set;
+			float m = mean[s], rs = rstd[s];
+			double s1 = 0, s2 = 0;
+			for (int j = 0; j < Cg; j++)
+				dxhat_sums(gr + j * hw, x + j * hw, hw,
+				    w ? w[g * Cg + j] : 1.0f, m, rs, &s1, &s2);
+			float m1 = (float)(s1 / set), m2 = (float)(s2 / set);
+			for (int j = 0; j < Cg; j++)
+				din_add(d + j * hw, gr + j * hw, x + j * hw, hw,
+				    w ? w[g * Cg + j] : 1.0f, m, rs, m1, m2);
+		}
+	}
+	if (dw == NULL && db == NULL)
+		return;
+
+	#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
+	for (int c = 0; c < C; c++) {
+		int g = c / Cg;
+		double sw = 0, sb = 0;
+		for (int i = 0; i < B; i++) {
+			size_t off = ((size_t)i * C + c) * hw;
+			const float *restrict x = in + off;
+			const float *restrict gr = dout + off;
+			float m = mean[(size_t)i * G + g];
+			float rs = rstd[(size_t)i * G + g];
+			double a = 0, e = 0;
+			#pragma omp simd reduction(+:a, e)
+			for (size_t k = 0; k < hw; k++) {
+				a += gr[k] * ((x[k] - m) * rs);
+				e += gr[k];
+			}
+			sw += a;
+			sb += e;
+		}
+		if (dw != NULL)
+			dw[c] += (float)sw;
+		if (db != NULL)
+			db[c] += (float)sb;
+	}
+}
