@@ -44,3 +44,7 @@ ti, peak = timed(["dm-info", "-s", f])
 print(f"read\t{mib} MiB F32\tcat\t{tc:.3f} s")
 print(f"read\t{mib} MiB F32\tdm-info -s\t{ti:.3f} s\t{ti / tc:.2f}x cat\tpeak RssAnon {peak / 1024:.1f} MiB")
 PY
+
+# Convolution and attention on the unet's shapes: GFLOP/s and the fraction
+# of the sgemm rate, batch 64 (training) and 1 (sampling).
+"$B/bench/bench_nn" 64 1
