@@ -108,7 +108,68 @@ fn(const void *data, size_t lo, size_t hi, struct dm_stats *s)            \
 }
 
 STATS_FAST_FN(chunk_f64, double, chunk_f64_any, DBL_MAX)
-STATS_FAST_FN(chunk_f32, float, chunk_f32_any, FLT_MAX)
+
+/* F32, the bulk of every data set: sums run in float over blocks of 256
+ * (8 SIMD lanes of 32 additions each, a relative error near 32 ulp) and
+ * are carried in double between blocks; squares are taken about the
+ * chunk's mean. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define DM_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define DM_CLONES
+#endif
+#define F32_BLOCK 256
+
+DM_CLONES static void
+chunk_f32(const void *data, size_t lo, size_t hi, struct dm_stats *s)
+{
+	const float *p = data;
+	double sum = 0, m2 = 0, mean;
+	float mn = p[lo], mx = p[lo];
+	int bad = 0;
+
+	for (size_t b = lo; b < hi; b += F32_BLOCK) {
+		size_t e = b + F32_BLOCK < hi ? b + F32_BLOCK : hi;
+		float bs = 0;
+#pragma omp simd reduction(+:bs) reduction(min:mn) reduction(max:mx) reduction(|:bad)
+		for (size_t i = b; i < e; i++) {
+			float v = p[i];
+			bs += v;
+			mn = v < mn ? v : mn;
+			mx = v > mx ? v : mx;
+			bad |= !((v <= FLT_MAX) & (v >= -FLT_MAX));
+		}
+		sum += bs;
+	}
+	if (bad) {
+		chunk_f32_any(data, lo, hi, s);
+		return;
+	}
+	mean = sum / (double)(hi - lo);
+	float mf = (float)mean;
+	double dm = mean - (double)mf;	/* the part of the mean float lost */
+	double sd = 0;
+	for (size_t b = lo; b < hi; b += F32_BLOCK) {
+		size_t e = b + F32_BLOCK < hi ? b + F32_BLOCK : hi;
+		float bq = 0, bd = 0;
+#pragma omp simd reduction(+:bq, bd)
+		for (size_t i = b; i < e; i++) {
+			float d = p[i] - mf;
+			bq += d * d;
+			bd += d;
+		}
+		m2 += bq;
+		sd += bd;
+	}
+	/* sum (v - mean)^2 = sum (v - mf)^2 - 2 dm sum (v - mf) + n dm^2 */
+	m2 += -2 * dm * sd + (double)(hi - lo) * dm * dm;
+	s->n = hi - lo;
+	s->nan = s->inf = 0;
+	s->min = mn;
+	s->max = mx;
+	s->mean = mean;
+	s->m2 = m2 > 0 ? m2 : 0;
+}
 STATS_CHUNK_FN(chunk_f16, uint16_t, conv_f16)
 STATS_CHUNK_FN(chunk_bf16, uint16_t, conv_bf16)
 STATS_CHUNK_FN(chunk_i64, int64_t, conv_i64)
