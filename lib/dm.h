@@ -20,5 +20,6 @@
 #include "dm_data.h"
 #include "dm_nn.h"
 #include "dm_sample.h"
+#include "dm_model.h"
 
 #endif

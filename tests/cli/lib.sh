@@ -50,3 +50,9 @@ finish() {
 	echo "$SUITE: $PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
 }
+t_usage() {	# t_usage NAME REGEX CMD...: exit 2, first stderr line matches
+	name=$1 re=$2; shift 2
+	run "$@"
+	if [ "$RC" -eq 2 ] && head -n 1 "$T/err" | grep -Eq -- "$re"; then ok
+	else bad "$name (want exit 2 and a first stderr line /$re/)"; fi
+}
