@@ -21,5 +21,6 @@
 #include "dm_nn.h"
 #include "dm_sample.h"
 #include "dm_model.h"
+#include "dm_train.h"
 
 #endif

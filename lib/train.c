@@ -1,0 +1,509 @@
+/* train.c — the training loop of SPEC.md §5: batches, noising, targets,
+ * weighted losses, the AdamW update, EMA, validation, checkpoints, and a
+ * minimal Euler sampler for checks.  The draws are documented in
+ * dm_train.h. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dm_base.h"
+#include "dm_cli.h"
+#include "dm_rng.h"
+#include "dm_train.h"
+
+#define VAL_ROW0 (UINT64_C(1) << 47)   /* global rows of validation */
+#define LOSS_EMA_DECAY 0.98
+
+_Static_assert(sizeof(float) == 4, "F32 tensors are floats");
+
+static int
+is_field(const struct dm_trainer *tr)
+{
+	return tr->o.objective != DM_OBJECTIVE_CLASSIFIER;
+}
+
+static void
+free_batch(struct dm_trainer *tr)
+{
+	free(tr->x0);
+	free(tr->eps);
+	free(tr->xt);
+	free(tr->t);
+	free(tr->tgt);
+	free(tr->out);
+	free(tr->dout);
+	free(tr->w);
+	free(tr->rowloss);
+	free(tr->y);
+	free(tr->idx);
+}
+
+static int
+alloc_batch(struct dm_trainer *tr, int B)
+{
+	size_t d = tr->data.d, bd, bo, nout = dm_model_out_size(tr->m);
+
+	if (dm_mul_size((size_t)B, d, &bd) == -1 ||
+	    dm_mul_size((size_t)B, nout, &bo) == -1 ||
+	    dm_mul_size(bd, sizeof(float), &bd) == -1 ||
+	    dm_mul_size(bo, sizeof(float), &bo) == -1)
+		return -1;
+	tr->x0 = dm_malloc(bd);
+	tr->eps = dm_malloc(bd);
+	tr->xt = dm_malloc(bd);
+	tr->tgt = dm_malloc(bo);
+	tr->out = dm_malloc(bo);
+	tr->dout = dm_malloc(bo);
+	tr->t = dm_malloc((size_t)B * sizeof *tr->t);
+	tr->w = dm_malloc((size_t)B * sizeof *tr->w);
+	tr->rowloss = dm_malloc((size_t)B * sizeof *tr->rowloss);
+	tr->y = dm_malloc((size_t)B * sizeof *tr->y);
+	tr->idx = dm_malloc((size_t)B * sizeof *tr->idx);
+	if (!tr->x0 || !tr->eps || !tr->xt || !tr->tgt || !tr->out ||
+	    !tr->dout || !tr->t || !tr->w || !tr->rowloss || !tr->y || !tr->idx)
+		return -1;
+	tr->cap = B;
+	return 0;
+}
+
+static int
+check_data(const struct dm_model *m, const struct dm_train_opts *o,
+    const struct dm_train_data *d)
+{
+	int K = m->cfg.classes;
+
+	if (d->d != dm_model_in_size(m))
+		return dm_seterr("data rows have %zu elements, the model takes %zu",
+		    d->d, dm_model_in_size(m));
+	if (d->n < 1 || d->nrows < 1)
+		return dm_seterr("no rows to train on");
+	for (int64_t i = 0; i < d->nrows; i++)
+		if (d->rows[i] < 0 || d->rows[i] >= d->n)
+			return dm_seterr("training row %lld out of range",
+			    (long long)d->rows[i]);
+	if (d->src != NULL && d->nsrc < 1)
+		return dm_seterr("the source set is empty");
+	if (o->objective == DM_OBJECTIVE_CLASSIFIER) {
+		if (m->cfg.head != DM_HEAD_CLASSIFIER || K < 2)
+			return dm_seterr("the classifier objective needs a "
+			    "classifier head with at least 2 classes");
+		if (d->x1 != NULL || d->src != NULL)
+			return dm_seterr("the classifier objective takes no "
+			    "source");
+	} else if (m->cfg.head != DM_HEAD_FIELD ||
+	    (int)m->cfg.pred != (int)o->objective)
+		return dm_seterr("the model predicts %s, the objective is %s",
+		    m->cfg.head == DM_HEAD_FIELD ? dm_pred_name(m->cfg.pred) :
+		    "class logits", dm_objective_name(o->objective));
+	if (K > 0) {
+		if (d->y == NULL)
+			return dm_seterr("a model with classes needs labels y");
+		for (int64_t i = 0; i < d->n; i++)
+			if (d->y[i] < 0 || d->y[i] >= K)
+				return dm_seterr("y[%lld] = %lld is outside 0..%d",
+				    (long long)i, (long long)d->y[i], K - 1);
+	}
+	if (!(o->lr > 0) || o->batch < 1 || o->steps < 0 || o->warmup < 0 ||
+	    !(o->ema >= 0 && o->ema < 1) || !(o->clip >= 0) ||
+	    !(o->wd >= 0) || !(o->cfg_drop >= 0 && o->cfg_drop <= 1))
+		return dm_seterr("bad training options");
+	return 0;
+}
+
+struct dm_trainer *
+dm_trainer_new(struct dm_model *m, const struct dm_train_opts *o,
+    const struct dm_train_data *data)
+{
+	struct dm_trainer *tr;
+	size_t nb;
+
+	if (check_data(m, o, data) == -1)
+		return NULL;
+	if (dm_mul_size(m->nparams, sizeof(float), &nb) == -1)
+		return NULL;
+	if ((tr = dm_calloc(1, sizeof *tr)) == NULL)
+		return NULL;
+	tr->o = *o;
+	tr->m = m;
+	tr->data = *data;
+	tr->perm_epoch = -1;
+	tr->adam_m = dm_calloc(m->nparams ? m->nparams : 1, sizeof(float));
+	tr->adam_v = dm_calloc(m->nparams ? m->nparams : 1, sizeof(float));
+	tr->ema = dm_malloc(nb ? nb : 1);
+	tr->perm = dm_malloc((size_t)data->nrows * sizeof *tr->perm);
+	if (!tr->adam_m || !tr->adam_v || !tr->ema || !tr->perm ||
+	    alloc_batch(tr, o->batch) == -1) {
+		dm_trainer_free(tr);
+		return NULL;
+	}
+	memcpy(tr->ema, m->params, nb);
+	return tr;
+}
+
+void
+dm_trainer_free(struct dm_trainer *tr)
+{
+	if (tr == NULL)
+		return;
+	free_batch(tr);
+	free(tr->adam_m);
+	free(tr->adam_v);
+	free(tr->ema);
+	free(tr->perm);
+	free(tr);
+}
+
+/* Data index of global row g (training order). */
+static int64_t
+train_row(struct dm_trainer *tr, uint64_t g)
+{
+	int64_t n = tr->data.nrows, e = (int64_t)(g / (uint64_t)n);
+
+	if (e != tr->perm_epoch) {
+		dm_train_epoch_perm(tr->perm, n, tr->o.seed, e);
+		tr->perm_epoch = e;
+	}
+	return tr->data.rows[tr->perm[g % (uint64_t)n]];
+}
+
+/* Fill x0, eps, xt, t, w, y and the target for B rows: data row idx[j],
+ * global row g0 + j; drop = label dropout on. */
+static void
+make_batch(struct dm_trainer *tr, int B, uint64_t g0, int drop)
+{
+	const struct dm_train_data *D = &tr->data;
+	const struct dm_schedule *s = &tr->m->sched;
+	size_t d = D->d;
+	int K = tr->m->cfg.classes, field = is_field(tr);
+	uint64_t seed = tr->o.seed;
+
+	#pragma omp parallel for schedule(static)
+	for (int j = 0; j < B; j++) {
+		uint64_t g = g0 + (uint64_t)j;
+		uint64_t tstream = dm_noise_stream(DM_NOISE_TRAIN, g);
+		int64_t i = tr->idx[j];
+		float *x0 = tr->x0 + (size_t)j * d, *eps = tr->eps + (size_t)j * d;
+		float *xt = tr->xt + (size_t)j * d;
+		struct dm_sched_point p;
+
+		memcpy(x0, D->x0 + (size_t)i * d, d * sizeof *x0);
+		if (D->x1 != NULL)
+			memcpy(eps, D->x1 + (size_t)i * d, d * sizeof *eps);
+		else if (D->src != NULL) {
+			struct dm_rng r;
+			dm_rng_init(&r, seed, tstream);
+			r.index = 2;
+			uint64_t k = dm_rng_next_below(&r, (uint64_t)D->nsrc);
+			memcpy(eps, D->src + (size_t)k * d, d * sizeof *eps);
+		} else
+			dm_rng_normal(eps, d, seed,
+			    dm_noise_stream(DM_NOISE_EPS, g), 0);
+		double t = dm_train_draw_t(&tr->o, s, seed, g);
+		dm_schedule_at(s, t, &p);
+		for (size_t k = 0; k < d; k++)
+			xt[k] = (float)(p.alpha * x0[k] + p.sigma * eps[k]);
+		tr->t[j] = (float)t;
+		tr->w[j] = (float)dm_train_weight(tr->o.weighting, tr->o.gamma,
+		    tr->o.objective, &p);
+		if (field)
+			dm_pred_from_x0_eps((enum dm_pred)tr->o.objective, &p, x0,
+			    eps, tr->tgt + (size_t)j * d, d);
+		tr->y[j] = D->y != NULL ? D->y[i] : 0;
+		if (field && K > 0 && drop && tr->o.cfg_drop > 0) {
+			float u;
+			dm_rng_uniform(&u, 1, seed, tstream, 0);
+			if (u < tr->o.cfg_drop)
+				tr->y[j] = K;	/* the null class */
+		}
+	}
+}
+
+/* Per-row losses of the forward output and, when dout is wanted, the
+ * gradient of the batch mean. */
+static void
+row_losses(struct dm_trainer *tr, int B, int want_dout, double scale)
+{
+	size_t no = dm_model_out_size(tr->m);
+	int field = is_field(tr);
+
+	#pragma omp parallel for schedule(static)
+	for (int j = 0; j < B; j++) {
+		const float *o = tr->out + (size_t)j * no;
+		float *g = tr->dout + (size_t)j * no;
+		double l = 0;
+		if (field) {
+			const float *y = tr->tgt + (size_t)j * no;
+			double w = tr->w[j];
+			for (size_t k = 0; k < no; k++) {
+				double e = (double)o[k] - y[k];
+				l += e * e;
+				if (want_dout)
+					g[k] = (float)(2 * w * e * scale / (double)no);
+			}
+			l = w * l / (double)no;
+		} else {
+			double mx = o[0], z = 0;
+			for (size_t k = 1; k < no; k++)
+				mx = o[k] > mx ? o[k] : mx;
+			for (size_t k = 0; k < no; k++)
+				z += exp(o[k] - mx);
+			l = mx + log(z) - o[tr->y[j]];
+			if (want_dout)
+				for (size_t k = 0; k < no; k++)
+					g[k] = (float)((exp(o[k] - mx) / z -
+					    ((int64_t)k == tr->y[j])) * scale);
+		}
+		tr->rowloss[j] = l;
+	}
+}
+
+static const int64_t *
+model_labels(const struct dm_trainer *tr)
+{
+	return is_field(tr) && tr->m->cfg.classes > 0 ? tr->y : NULL;
+}
+
+int
+dm_trainer_step(struct dm_trainer *tr)
+{
+	struct dm_model *m = tr->m;
+	int B = tr->o.batch;
+	uint64_t g0 = (uint64_t)tr->step * (uint64_t)B;
+	double loss = 0;
+
+	for (int j = 0; j < B; j++)
+		tr->idx[j] = train_row(tr, g0 + (uint64_t)j);
+	make_batch(tr, B, g0, 1);
+	m->dropout_seed = tr->o.seed;
+	m->dropout_step = (uint64_t)tr->step;
+	dm_model_zero_grad(m);
+	if (m->grads == NULL)
+		return dm_seterr("the model has no gradient buffer");
+	if (dm_model_forward(m, tr->out, tr->xt, tr->t, model_labels(tr), B,
+	    1) == -1)
+		return -1;
+	row_losses(tr, B, 1, 1.0 / B);
+	for (int j = 0; j < B; j++)
+		loss += tr->rowloss[j];
+	loss /= B;
+	if (!isfinite(loss))
+		return dm_seterr("step %lld: the loss is %s", (long long)tr->step
+		    + 1, isnan(loss) ? "NaN" : "Inf");
+	if (dm_model_backward(m, NULL, tr->dout) == -1)
+		return -1;
+	double gn = dm_grad_clip(m->grads, m->nparams, tr->o.clip);
+	if (!isfinite(gn))
+		return dm_seterr("step %lld: the gradients hold NaN or Inf",
+		    (long long)tr->step + 1);
+	double lr = dm_lr_at(&tr->o, tr->step);
+	dm_adamw_step(m->params, m->grads, tr->adam_m, tr->adam_v, m->nparams,
+	    lr, tr->o.beta1, tr->o.beta2, tr->o.adam_eps, tr->o.wd,
+	    tr->step + 1);
+	dm_ema_update(tr->ema, m->params, m->nparams, tr->o.ema);
+	tr->loss_ema = tr->step == 0 ? loss :
+	    LOSS_EMA_DECAY * tr->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
+	tr->loss = loss;
+	tr->gnorm = gn;
+	tr->lr = lr;
+	tr->step++;
+	return 0;
+}
+
+int
+dm_trainer_eval(struct dm_trainer *tr, const int64_t *rows, int64_t n,
+    double *loss)
+{
+	struct dm_model *m = tr->m;
+	size_t nb = m->nparams * sizeof(float);
+	float *keep;
+	double sum = 0;
+	int rc = 0;
+
+	if ((keep = dm_malloc(nb ? nb : 1)) == NULL)
+		return -1;
+	memcpy(keep, m->params, nb);
+	memcpy(m->params, tr->ema, nb);
+	for (int64_t i0 = 0; i0 < n && rc == 0; i0 += tr->cap) {
+		int B = (int)(n - i0 < tr->cap ? n - i0 : tr->cap);
+		for (int j = 0; j < B; j++) {
+			if (rows[i0 + j] < 0 || rows[i0 + j] >= tr->data.n) {
+				rc = dm_seterr("validation row out of range");
+				break;
+			}
+			tr->idx[j] = rows[i0 + j];
+		}
+		if (rc == -1)
+			break;
+		make_batch(tr, B, VAL_ROW0 + (uint64_t)i0, 0);
+		rc = dm_model_forward(m, tr->out, tr->xt, tr->t,
+		    model_labels(tr), B, 0);
+		if (rc == 0) {
+			row_losses(tr, B, 0, 0);
+			for (int j = 0; j < B; j++)
+				sum += tr->rowloss[j];
+		}
+	}
+	memcpy(m->params, keep, nb);
+	free(keep);
+	if (rc == -1)
+		return -1;
+	*loss = n > 0 ? sum / (double)n : 0;
+	if (!isfinite(*loss))
+		return dm_seterr("the validation loss is %s",
+		    isnan(*loss) ? "NaN" : "Inf");
+	return 0;
+}
+
+static int
+add_flat(struct dm_file *f, const char *name, const float *src, size_t n)
+{
+	int64_t shape[1] = {(int64_t)n};
+	struct dm_tensor *t = dm_tensor_new(1, shape);
+
+	if (t == NULL)
+		return -1;
+	memcpy(t->data, src, n * sizeof(float));
+	if (dm_tensor_set_name(t, name) == -1 || dm_file_add(f, t) == -1) {
+		dm_tensor_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+int
+dm_trainer_checkpoint(const struct dm_trainer *tr, const char *fingerprint,
+    struct dm_file *f)
+{
+	const struct dm_model *m = tr->m;
+	char buf[64], cfg[4096];
+	int64_t one[1] = {2};
+	struct dm_tensor *st;
+
+	snprintf(buf, sizeof buf, "%lld", (long long)tr->step);
+	if (dm_model_config_format(&m->cfg, cfg, sizeof cfg) == -1)
+		return -1;
+	if (dm_file_meta_set(f, "dm.kind", "checkpoint") == -1 ||
+	    dm_file_meta_set(f, "dm.arch", dm_arch_name(m->cfg.arch)) == -1 ||
+	    dm_file_meta_set(f, "dm.config", cfg) == -1 ||
+	    dm_file_meta_set(f, "dm.version", DM_VERSION) == -1 ||
+	    dm_file_meta_set(f, "dm.train.options", fingerprint) == -1 ||
+	    dm_file_meta_set(f, "dm.train.step", buf) == -1)
+		return -1;
+	snprintf(buf, sizeof buf, "%lld", (long long)tr->perm_epoch);
+	if (dm_file_meta_set(f, "dm.train.epoch", buf) == -1)
+		return -1;
+	if (add_flat(f, "train.params", m->params, m->nparams) == -1 ||
+	    add_flat(f, "train.adam_m", tr->adam_m, m->nparams) == -1 ||
+	    add_flat(f, "train.adam_v", tr->adam_v, m->nparams) == -1 ||
+	    add_flat(f, "train.ema", tr->ema, m->nparams) == -1)
+		return -1;
+	if ((st = dm_tensor_new_dtype(DM_DTYPE_F64, 1, one)) == NULL)
+		return -1;
+	((double *)st->data)[0] = tr->loss_ema;
+	((double *)st->data)[1] = tr->loss;
+	if (dm_tensor_set_name(st, "train.state") == -1 ||
+	    dm_file_add(f, st) == -1) {
+		dm_tensor_free(st);
+		return -1;
+	}
+	return 0;
+}
+
+static const float *
+get_flat(const struct dm_file *f, const char *name, size_t n)
+{
+	struct dm_tensor *t = dm_file_get(f, name);
+
+	if (t == NULL || t->dtype != DM_DTYPE_F32 || t->ndim != 1 ||
+	    dm_tensor_numel(t) != n) {
+		dm_seterr("checkpoint: %s is missing or not F32 [%zu]", name, n);
+		return NULL;
+	}
+	return t->data;
+}
+
+int
+dm_trainer_restore(struct dm_trainer *tr, const char *fingerprint,
+    const struct dm_file *f)
+{
+	struct dm_model *m = tr->m;
+	const char *kind = dm_file_meta(f, "dm.kind");
+	const char *fp = dm_file_meta(f, "dm.train.options");
+	const char *sstep = dm_file_meta(f, "dm.train.step");
+	const float *p, *am, *av, *ema;
+	struct dm_tensor *st;
+	int64_t step;
+	size_t n = m->nparams;
+
+	if (kind == NULL || strcmp(kind, "checkpoint") != 0)
+		return dm_seterr("not a checkpoint (dm.kind is %s)",
+		    kind ? kind : "missing");
+	if (fp == NULL || strcmp(fp, fingerprint) != 0)
+		return dm_seterr("the checkpoint was made with other options, "
+		    "data or model configuration");
+	if (sstep == NULL || dm_parse_int64(sstep, 0, tr->o.steps, &step) == -1)
+		return dm_seterr("checkpoint: bad dm.train.step");
+	if ((p = get_flat(f, "train.params", n)) == NULL ||
+	    (am = get_flat(f, "train.adam_m", n)) == NULL ||
+	    (av = get_flat(f, "train.adam_v", n)) == NULL ||
+	    (ema = get_flat(f, "train.ema", n)) == NULL)
+		return -1;
+	st = dm_file_get(f, "train.state");
+	if (st == NULL || st->dtype != DM_DTYPE_F64 || dm_tensor_numel(st) != 2)
+		return dm_seterr("checkpoint: train.state is missing or not "
+		    "F64 [2]");
+	memcpy(m->params, p, n * sizeof *p);
+	memcpy(tr->adam_m, am, n * sizeof *am);
+	memcpy(tr->adam_v, av, n * sizeof *av);
+	memcpy(tr->ema, ema, n * sizeof *ema);
+	tr->loss_ema = ((double *)st->data)[0];
+	tr->loss = ((double *)st->data)[1];
+	tr->step = step;
+	tr->perm_epoch = -1;
+	return 0;
+}
+
+int
+dm_train_quick_sample(struct dm_model *m, float *out, int64_t n, int steps,
+    const int64_t *y, uint64_t seed)
+{
+	size_t d = dm_model_in_size(m), chunk = 1024, bd;
+	float *x0 = NULL, *eps = NULL;
+	int rc = 0;
+
+	if (steps < 1 || n < 0 || m->cfg.head != DM_HEAD_FIELD)
+		return dm_seterr("quick sample: bad arguments");
+	if (dm_mul_size(chunk, d, &bd) == -1 ||
+	    dm_mul_size(bd, sizeof(float), &bd) == -1)
+		return -1;
+	x0 = dm_malloc(bd);
+	eps = dm_malloc(bd);
+	if (x0 == NULL || eps == NULL) {
+		free(x0);
+		free(eps);
+		return -1;
+	}
+	for (int64_t i0 = 0; i0 < n && rc == 0; i0 += (int64_t)chunk) {
+		int B = (int)((size_t)(n - i0) < chunk ? n - i0 : (int64_t)chunk);
+		float *x = out + (size_t)i0 * d;
+		for (int j = 0; j < B; j++)
+			dm_rng_normal(x + (size_t)j * d, d, seed,
+			    dm_noise_stream(DM_NOISE_EPS, (uint64_t)(i0 + j)), 0);
+		for (int k = 0; k < steps && rc == 0; k++) {
+			double t = 1 - (double)k / steps, tn = 1 - (double)(k + 1) /
+			    steps;
+			struct dm_sched_point p;
+			dm_schedule_at(&m->sched, dm_schedule_clamp(&m->sched, t), &p);
+			rc = dm_model_denoise(m, x0, eps, x, t, y ? y + i0 : NULL, B);
+			if (rc == -1)
+				break;
+			for (size_t e = 0; e < (size_t)B * d; e++)
+				x[e] += (float)((tn - t) * (p.dalpha * x0[e] +
+				    p.dsigma * eps[e]));
+		}
+	}
+	free(x0);
+	free(eps);
+	return rc;
+}
