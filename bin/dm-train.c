@@ -616,6 +616,9 @@ main(int argc, char **argv)
 	int64_t end = o.until > 0 ? o.until : o.t.steps;
 	char extra[64];
 
+	struct dm_file *mf = NULL;
+	int rc = 0;
+
 	dm_progress_start(&pr, "step", o.t.steps, o.com.quiet);
 	while (tr->step < end) {
 		if (stop_signal) {
@@ -624,7 +627,8 @@ main(int argc, char **argv)
 			fprintf(stderr, "dm-train: interrupted at step %lld; "
 			    "checkpoint %s (continue with --resume)\n",
 			    (long long)tr->step, ckpt);
-			return 130;
+			rc = 130;
+			goto done;
 		}
 		if (dm_trainer_step(tr) == -1) {
 			dm_progress_end(&pr);
@@ -663,12 +667,12 @@ main(int argc, char **argv)
 		if (!o.com.quiet)
 			fprintf(stderr, "dm-train: stopped at step %lld; "
 			    "checkpoint %s\n", (long long)tr->step, ckpt);
-		return 0;
+		goto done;
 	}
 
 	/* the model file: EMA weights and what training did */
-	struct dm_file *mf = dm_file_new();
 	char buf[64];
+	mf = dm_file_new();
 	if (mf == NULL || dm_model_to_file(m, tr->ema, mf) == -1)
 		errx(1, "%s", dm_errstr());
 	snprintf(buf, sizeof buf, "%lld", (long long)tr->step);
@@ -697,6 +701,7 @@ main(int argc, char **argv)
 		    DM_OBJECTIVE_CLASSIFIER ? "classifier" : "model",
 		    strcmp(out, "-") ? out : "to stdout");
 	}
+done:
 	dm_file_free(mf);
 	dm_trainer_free(tr);
 	dm_model_free(m);
@@ -713,5 +718,5 @@ main(int argc, char **argv)
 	free(fp);
 	if (fclose(stdout) == EOF)
 		err(1, "stdout");
-	return 0;
+	return rc;
 }
