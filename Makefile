@@ -64,6 +64,8 @@ MANPAGES   := $(sort $(wildcard man/man*/*.[157]))
 DEPSTAMP   := $(BUILD)/.deps-ok
 
 .PHONY: all check bench fuzz demo install uninstall clean deps
+# Tool objects are intermediates of a pattern chain: keep them.
+.SECONDARY: $(BIN_SRC:%.c=$(BUILD)/obj/%.o)
 all: $(BUILD)/libdm.a $(BUILD)/libdm.so $(TOOLS)
 
 # Dependencies: checked once per build directory, installed if missing.
