@@ -21,6 +21,7 @@
 
 #include "dm_base.h"
 #include "dm_nn.h"
+#include "nn_internal.h"
 
 void
 dm_attention_forward(float *out, float *att, const float *qkv, int B, int T,
@@ -30,7 +31,8 @@ dm_attention_forward(float *out, float *att, const float *qkv, int B, int T,
 	size_t C3 = (size_t)3 * C, TT = (size_t)T * T;
 	float scale = 1.0f / sqrtf((float)hs);
 
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)B * NH * T * T * hs >= DM_NN_PAR_MIN)
 	for (int b = 0; b < B; b++)
 	for (int h = 0; h < NH; h++) {
 		const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs;
@@ -93,7 +95,8 @@ dm_attention_backward(float *dqkv, const float *dout, const float *qkv,
 	size_t C3 = (size_t)3 * C, TT = (size_t)T * T;
 	float scale = 1.0f / sqrtf((float)hs);
 
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)B * NH * T * T * hs >= DM_NN_PAR_MIN)
 	for (int b = 0; b < B; b++)
 	for (int h = 0; h < NH; h++) {
 		size_t base = (size_t)b * T * C3 + (size_t)h * hs;

@@ -24,6 +24,7 @@
 
 #include "dm_base.h"
 #include "dm_nn.h"
+#include "nn_internal.h"
 
 /* floats of scratch a chunk aims for (col + tmp): about the L2 cache */
 #ifndef CONV_CHUNK_FLOATS
@@ -111,7 +112,8 @@ im2col(float *col, size_t ld, const float *in, int nb, int Cin, int H, int W,
 	size_t N = (size_t)Ho * Wo, HW = (size_t)H * W;
 	int p = k / 2;
 
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)nb * Cin * N * k * k >= DM_NN_PAR_MIN)
 	for (int j = 0; j < nb; j++)
 	for (int c = 0; c < Cin; c++) {
 		const float *src = in + ((size_t)j * Cin + c) * HW;
@@ -155,7 +157,8 @@ col2im(float *din, const float *col, size_t ld, int nb, int Cin, int H,
 	size_t N = (size_t)Ho * Wo, HW = (size_t)H * W;
 	int p = k / 2;
 
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)nb * Cin * N * k * k >= DM_NN_PAR_MIN)
 	for (int j = 0; j < nb; j++)
 	for (int c = 0; c < Cin; c++) {
 		float *dst = din + ((size_t)j * Cin + c) * HW;
@@ -193,7 +196,8 @@ conv_forward_direct(float *out, const float *in, const float *w,
 		float *o = out + (size_t)j * Cout * N;
 		float beta = 0;
 		if (b != NULL) {
-			#pragma omp parallel for schedule(static)
+			#pragma omp parallel for schedule(static) \
+	    if ((size_t)Cout * N >= DM_NN_PAR_MIN)
 			for (int co = 0; co < Cout; co++)
 				for (size_t n = 0; n < N; n++)
 					o[(size_t)co * N + n] = b[co];
@@ -236,7 +240,8 @@ conv_thin_forward(float *out, const float *in, const float *w,
 	size_t HW = (size_t)H * W, kk = (size_t)k * k;
 	int p = k / 2;
 
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)B * Cout * HW * Cin * kk >= DM_NN_PAR_MIN)
 	for (int n = 0; n < B; n++)
 	for (int o = 0; o < Cout; o++) {
 		float *dst = out + ((size_t)n * Cout + o) * HW;
@@ -274,7 +279,8 @@ conv_thin_backward(float *din, float *dw, const float *dout, const float *in,
 	int p = k / 2;
 
 	/* dw[o, c, ki, kj] += sum over images and pixels of dout * shifted in */
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)B * Cout * HW * Cin * kk >= DM_NN_PAR_MIN)
 	for (int o = 0; o < Cout; o++)
 	for (int c = 0; c < Cin; c++)
 	for (int ki = 0; ki < k; ki++)
@@ -303,7 +309,8 @@ conv_thin_backward(float *din, float *dw, const float *dout, const float *in,
 	if (din == NULL)
 		return;
 	/* din[c] at (y + ki - p, x + kj - p) += w[o, c, ki, kj] dout[o] at (y, x) */
-	#pragma omp parallel for collapse(2) schedule(static)
+	#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)B * Cout * HW * Cin * kk >= DM_NN_PAR_MIN)
 	for (int n = 0; n < B; n++)
 	for (int c = 0; c < Cin; c++) {
 		float *dst = din + ((size_t)n * Cin + c) * HW;
@@ -350,7 +357,8 @@ conv_chunked(float *out, const float *in, const float *w, const float *b,
 		    (int)ld, (int)K, 1.0f, w, (int)K, col, (int)ld, 0.0f, tmp,
 		    (int)ld);
 		float *o = out + (size_t)b0 * Cout * N;
-		#pragma omp parallel for collapse(2) schedule(static)
+		#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)nb * Cout * N >= DM_NN_PAR_MIN)
 		for (int j = 0; j < nb; j++)
 		for (int co = 0; co < Cout; co++) {
 			float *dst = o + ((size_t)j * Cout + co) * N;
@@ -391,7 +399,8 @@ dm_conv2d_forward(float *out, const float *in, const float *w,
 static void
 conv_bias_backward(float *db, const float *dout, int B, int Cout, size_t N)
 {
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) \
+	    if ((size_t)B * Cout * N >= DM_NN_PAR_MIN)
 	for (int co = 0; co < Cout; co++) {
 		double sum = 0;
 		for (int j = 0; j < B; j++) {
@@ -431,7 +440,8 @@ conv_backward_input_s1(float *din, const float *dout, const float *w,
 	size_t kk = (size_t)k * k;
 	float *wt = work;
 
-	#pragma omp parallel for schedule(static)
+	#pragma omp parallel for schedule(static) \
+	    if ((size_t)Cin * Cout * kk >= DM_NN_PAR_MIN)
 	for (int c = 0; c < Cin; c++)
 		for (int o = 0; o < Cout; o++)
 			for (size_t t = 0; t < kk; t++)
@@ -466,7 +476,8 @@ dm_conv2d_backward(float *din, float *dw, float *db, const float *dout,
 		size_t ld = (size_t)nb * N;
 		float *col = work, *tmp = work + K * ld;
 		const float *g = dout + (size_t)b0 * Cout * N;
-		#pragma omp parallel for collapse(2) schedule(static)
+		#pragma omp parallel for collapse(2) schedule(static) \
+	    if ((size_t)nb * Cout * N >= DM_NN_PAR_MIN)
 		for (int j = 0; j < nb; j++)
 		for (int co = 0; co < Cout; co++)
 			memcpy(tmp + (size_t)co * ld + (size_t)j * N,
