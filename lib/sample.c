@@ -606,7 +606,7 @@ velocity_rows(struct run *r, const int *act, int A, const float *xs,
 		int j = i + 1;
 		while (j < A && act[j] == act[j - 1] + 1)
 			j++;
-		size_t off = (size_t)i * r->d, m = (size_t)(j - i) * r->d;
+		size_t off = (size_t)i * r->d;
 		if (eval_rows(r, r->x0 + off, r->eps + off, xs + off, ts + i,
 		    j - i, r->first + act[i]) == -1)
 			return -1;
@@ -614,7 +614,6 @@ velocity_rows(struct run *r, const int *act, int A, const float *xs,
 			velocity(r, ts[b], r->x0 + (size_t)b * r->d,
 			    r->eps + (size_t)b * r->d, out + (size_t)b * r->d,
 			    r->d);
-		(void)m;
 		i = j;
 	}
 	return 0;
