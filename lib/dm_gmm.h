@@ -25,6 +25,11 @@ struct dm_gmm {
 	double *means;      /* [K * d] */
 	double *covs;       /* [K * d * d], symmetric positive definite */
 	double *chol;       /* [K * d * d] lower Cholesky factors of covs */
+	/* optional class of each component (dm_gmm_set_classes): class c
+	 * is the mixture of its components, p(x | c) = sum_{k in c} pi_k
+	 * N(mu_k, Sigma_k) / sum_{k in c} pi_k; NULL = no classes */
+	int *cls;           /* [K], 0 .. classes - 1 */
+	int classes;        /* 0 = none */
 };
 
 /* Take ownership of arrays (malloc'ed) and validate: weights > 0 (then
@@ -35,8 +40,12 @@ struct dm_gmm {
 int dm_gmm_init(struct dm_gmm *g, int K, int d, double *weights,
     double *means, double *covs);
 void dm_gmm_free(struct dm_gmm *g);
+/* Give component k the class cls[k]; classes = max + 1, and every class
+ * from 0 to max must have a component.  -1 with reason, g unchanged. */
+int dm_gmm_set_classes(struct dm_gmm *g, const int64_t *cls);
 /* From/to the tensors of a file (to: adds F64 tensors and the gmm model
- * metadata; schedule text may be NULL for a pure data mixture). */
+ * metadata; schedule text may be NULL for a pure data mixture).  The
+ * optional integer tensor gmm.classes [K] holds the components' classes. */
 int dm_gmm_from_file(struct dm_gmm *g, const struct dm_file *f);
 int dm_gmm_to_file(const struct dm_gmm *g, struct dm_file *f,
     const char *schedule);
@@ -66,6 +75,19 @@ int dm_gmm_x0(const struct dm_gmm *g, double alpha, double sigma,
  * formula near sigma = 0 (eps may be NULL; 0 where sigma = 0). */
 int dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
     const float *xt, float *x0, float *eps, int64_t n);
+/* The same for class-conditional mixtures: row p uses only the
+ * components of class y[p]; y[p] < 0 or >= classes (the null class) or
+ * y = NULL means the whole mixture. */
+int dm_gmm_denoise_class(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, const int64_t *y, float *x0, float *eps, int64_t n);
+/* The exact classifier of a mixture with classes: logp[p] = log p(y[p] |
+ * x_t) = log sum_{k in y} pi_k N_k(x_t) - log sum_k pi_k N_k(x_t) with
+ * N_k = N(alpha mu_k, alpha^2 Sigma_k + sigma^2 I), and grad (n, d) its
+ * gradient in x_t, sum_{k in y} w_k^y g_k - sum_k w_k g_k, g_k = -A_k^-1
+ * (x_t - alpha mu_k) (either output may be NULL).  Needs classes and
+ * labels in 0 .. classes - 1. */
+int dm_gmm_class_logp(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, const int64_t *y, double *logp, float *grad, int64_t n);
 /* log p_t(x_t) for n points (natural log). */
 int dm_gmm_logp(const struct dm_gmm *g, double alpha, double sigma,
     const float *xt, double *logp, int64_t n);

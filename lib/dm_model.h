@@ -120,4 +120,18 @@ int dm_model_save(const struct dm_model *m, const float *weights,
 int dm_model_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
     double t, const int64_t *y, int B);
 
+/* Classifiers for classifier guidance (lib/guide.c): a network with the
+ * classifier head, or a gmm with classes (exact).  grad (B, d) receives
+ * d/dx log p(y | x_t, t), logp (B, may be NULL) the value; labels y in
+ * 0 .. classes - 1; t is clamped to the classifier's [t_min, t_max]. */
+int dm_model_is_classifier(const struct dm_model *m);
+int dm_model_class_grad(struct dm_model *m, float *grad, double *logp,
+    const float *x, double t, const int64_t *y, int B);
+/* Classifier guidance (SPEC §6) on a denoiser's (x0_hat, eps_hat) at the
+ * schedule point p: eps -= scale sigma grad, and x0 moves with it so that
+ * x = alpha x0 + sigma eps still holds. */
+int dm_model_classifier_guidance(struct dm_model *clf, double scale,
+    const struct dm_sched_point *p, float *x0, float *eps, const float *x,
+    const int64_t *y, int B);
+
 #endif

@@ -80,4 +80,24 @@ void dm_sample_noise(float *x, int B, size_t d, uint64_t seed, int64_t first);
 int dm_sample_run(const struct dm_denoiser *D, const struct dm_sampler_opts *o,
     float *x, int B, int64_t first, int64_t *nfe);
 
+/* Score distillation sampling (SPEC §6; Poole et al. 2022): optimise x
+ * itself with Adam along the gradient w(t) (eps_hat(alpha_t x + sigma_t
+ * eps, t) - eps), w(t) = sigma_t^2 (DreamFusion's weighting).  Step k
+ * draws one t for the whole batch, uniform in [t_lo, t_hi], from (seed,
+ * dm_noise_stream(DM_NOISE_TIME, 2^48 - 1), k), and row r's eps from
+ * (seed, dm_noise_stream(DM_NOISE_STEP, r), dm_noise_index(k, 0)), so a
+ * row does not depend on the batch.  The learning rate decays from lr to
+ * 0 on a cosine, so the last steps settle. */
+struct dm_sds_opts {
+	int steps;                     /* Adam updates */
+	double lr;
+	double t_lo, t_hi;             /* clamped to the schedule's range */
+	uint64_t seed;
+};
+void dm_sds_opts_defaults(struct dm_sds_opts *o); /* 500, 0.05, 0.02, 0.98 */
+/* x (B, d): the starting tensor on entry, the optimised one on return.
+ * *nfe receives the denoiser evaluations per row. */
+int dm_sds_run(const struct dm_denoiser *D, const struct dm_sds_opts *o,
+    float *x, int B, int64_t first, int64_t *nfe);
+
 #endif

@@ -174,7 +174,45 @@ dm_gmm_free(struct dm_gmm *g)
 	free(g->means);
 	free(g->covs);
 	free(g->chol);
+	free(g->cls);
 	memset(g, 0, sizeof *g);
+}
+
+int
+dm_gmm_set_classes(struct dm_gmm *g, const int64_t *cls)
+{
+	int64_t C = 0;
+	int *c, *seen;
+
+	for (int k = 0; k < g->K; k++) {
+		if (cls[k] < 0 || cls[k] >= g->K)
+			return dm_seterr("component %d: class %lld out of range "
+			    "(0 to %d)", k + 1, (long long)cls[k], g->K - 1);
+		if (cls[k] + 1 > C)
+			C = cls[k] + 1;
+	}
+	if ((c = dm_malloc((size_t)g->K * sizeof *c)) == NULL)
+		return -1;
+	if ((seen = dm_calloc((size_t)C, sizeof *seen)) == NULL) {
+		free(c);
+		return -1;
+	}
+	for (int k = 0; k < g->K; k++) {
+		c[k] = (int)cls[k];
+		seen[c[k]] = 1;
+	}
+	for (int64_t i = 0; i < C; i++)
+		if (!seen[i]) {
+			free(c);
+			free(seen);
+			return dm_seterr("class %lld has no component (classes "
+			    "are 0 to %lld)", (long long)i, (long long)C - 1);
+		}
+	free(seen);
+	free(g->cls);
+	g->cls = c;
+	g->classes = (int)C;
+	return 0;
 }
 
 /* Copy a float tensor (F32 or F64) of exactly n elements into doubles. */
@@ -226,6 +264,35 @@ shape_is(const struct dm_tensor *t, int ndim, const int64_t *want, int K,
 	    K, d);
 }
 
+/* The optional gmm.classes [K] (any integer dtype). */
+static int
+read_classes(struct dm_gmm *g, const struct dm_file *f)
+{
+	const struct dm_tensor *t = dm_file_get(f, "gmm.classes");
+	int64_t *c;
+	int r;
+
+	if (t == NULL)
+		return 0;
+	if (t->ndim != 1 || t->shape[0] != g->K || dm_dtype_is_float(t->dtype)) {
+		dm_gmm_free(g);
+		return dm_seterr("gmm.classes: need K = %d integers", g->K);
+	}
+	if ((c = dm_malloc((size_t)g->K * sizeof *c)) == NULL) {
+		dm_gmm_free(g);
+		return -1;
+	}
+	for (int k = 0; k < g->K; k++)
+		c[k] = (int64_t)dm_tensor_get(t, (size_t)k);
+	r = dm_gmm_set_classes(g, c);
+	free(c);
+	if (r == -1) {
+		dm_errctx("gmm.classes: ");
+		dm_gmm_free(g);
+	}
+	return r;
+}
+
 int
 dm_gmm_from_file(struct dm_gmm *g, const struct dm_file *f)
 {
@@ -264,7 +331,9 @@ dm_gmm_from_file(struct dm_gmm *g, const struct dm_file *f)
 		free(cd);
 		return -1;
 	}
-	return dm_gmm_init(g, (int)K, (int)d, wd, md, cd);
+	if (dm_gmm_init(g, (int)K, (int)d, wd, md, cd) == -1)
+		return -1;
+	return read_classes(g, f);
 }
 
 static int
@@ -293,6 +362,18 @@ dm_gmm_to_file(const struct dm_gmm *g, struct dm_file *f, const char *schedule)
 	    add_f64(f, "gmm.means", 2, s, g->means) == -1 ||
 	    add_f64(f, "gmm.covs", 3, s, g->covs) == -1)
 		return -1;
+	if (g->cls != NULL) {
+		struct dm_tensor *t = dm_tensor_new_dtype(DM_DTYPE_I64, 1, s);
+		if (t == NULL)
+			return -1;
+		for (int k = 0; k < g->K; k++)
+			((int64_t *)t->data)[k] = g->cls[k];
+		if (dm_tensor_set_name(t, "gmm.classes") == -1 ||
+		    dm_file_add(f, t) == -1) {
+			dm_tensor_free(t);
+			return -1;
+		}
+	}
 	if (schedule == NULL)
 		return 0;
 	snprintf(shape, sizeof shape, "[%d]", g->d);
@@ -656,6 +737,22 @@ int
 dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
     const float *xt, float *x0, float *eps, int64_t n)
 {
+	return dm_gmm_denoise_class(g, alpha, sigma, xt, NULL, x0, eps, n);
+}
+
+/* Whether component k takes part for label y (the null class and labels
+ * outside 0 .. classes - 1 take every component). */
+static int
+in_class(const struct dm_gmm *g, int k, const int64_t *y, int64_t p)
+{
+	return y == NULL || g->cls == NULL || y[p] < 0 || y[p] >= g->classes ||
+	    g->cls[k] == y[p];
+}
+
+int
+dm_gmm_denoise_class(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, const int64_t *y, float *x0, float *eps, int64_t n)
+{
 	struct marginal mg;
 	int d = g->d, K = g->K, fail = 0;
 
@@ -671,17 +768,20 @@ dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
 		return 0;
 	}
 	if (alpha == 0 && sigma > 0 && isfinite(sigma)) {
-		/* pure noise: x_t says nothing about x0, E[x0] = sum pi_k mu_k */
-		for (int i = 0; i < d; i++) {
-			double m = 0;
-			for (int k = 0; k < K; k++)
-				m += g->weights[k] * g->means[(size_t)k * d + i];
-			for (int64_t p = 0; p < n; p++) {
-				x0[(size_t)p * d + i] = (float)m;
+		/* pure noise: x_t says nothing about x0, E[x0] = sum pi_k mu_k
+		 * over the row's class */
+		for (int64_t p = 0; p < n; p++)
+			for (int i = 0; i < d; i++) {
+				double m = 0, ws = 0;
+				for (int k = 0; k < K; k++)
+					if (in_class(g, k, y, p)) {
+						m += g->weights[k] * g->means[(size_t)k * d + i];
+						ws += g->weights[k];
+					}
+				x0[(size_t)p * d + i] = (float)(m / ws);
 				if (eps)
 					eps[(size_t)p * d + i] = (float)(xt[(size_t)p * d + i] / sigma);
 			}
-		}
 		return 0;
 	}
 	if (marginal_init(&mg, g, alpha, sigma, 1) == -1)
@@ -699,7 +799,7 @@ dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
 		for (int64_t p = 0; p < n; p++) {
 			if (buf == NULL)
 				continue;
-			double *r = buf, *y = buf + d, *mk = buf + 2 * d;
+			double *r = buf, *ly = buf + d, *mk = buf + 2 * d;
 			double *acc = buf + 3 * d, lmax = -INFINITY, s = 0;
 			double *ek = buf + 4 * d, *eacc = buf + 5 * d;
 
@@ -708,7 +808,9 @@ dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
 			const float *x = xt + (size_t)p * d;
 			/* streaming log-sum-exp: acc / s = sum_k w_k m_k */
 			for (int k = 0; k < K; k++) {
-				double l = component_logp(&mg, g, k, alpha, x, r, y);
+				if (!in_class(g, k, y, p))
+					continue;
+				double l = component_logp(&mg, g, k, alpha, x, r, ly);
 				const double *M = mg.M + (size_t)k * d * d;
 				const double *mu = g->means + (size_t)k * d;
 				for (int i = 0; i < d; i++) {
@@ -718,8 +820,8 @@ dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
 					mk[i] = v;
 				}
 				if (eps) {
-					/* y = L^-1 r: A^-1 r = L^-T y */
-					solve_upper_t(mg.L + (size_t)k * d * d, y, ek, d);
+					/* ly = L^-1 r: A^-1 r = L^-T ly */
+					solve_upper_t(mg.L + (size_t)k * d * d, ly, ek, d);
 					for (int i = 0; i < d; i++)
 						ek[i] *= sigma;
 				}
@@ -755,6 +857,89 @@ dm_gmm_denoise(const struct dm_gmm *g, double alpha, double sigma,
 				if (eps)
 					eps[(size_t)p * d + i] = (float)(eacc[i] / s);
 			}
+		}
+		free(buf);
+	}
+	marginal_free(&mg);
+	if (fail)
+		return dm_seterr("out of memory");
+	return 0;
+}
+
+/* Streaming log-sum-exp with a weighted vector sum: (lmax, s, acc) hold
+ * log sum e^l = lmax + log s and sum e^l v = e^lmax acc. */
+static void
+lse_add(double *lmax, double *s, double *acc, double l, const double *v,
+    int d)
+{
+	if (l > *lmax) {
+		double f = *lmax == -INFINITY ? 0 : exp(*lmax - l);
+		*s = *s * f + 1;
+		for (int i = 0; i < d; i++)
+			acc[i] = acc[i] * f + v[i];
+		*lmax = l;
+	} else if (l > -INFINITY) {
+		double e = exp(l - *lmax);
+		*s += e;
+		for (int i = 0; i < d; i++)
+			acc[i] += e * v[i];
+	}
+}
+
+int
+dm_gmm_class_logp(const struct dm_gmm *g, double alpha, double sigma,
+    const float *xt, const int64_t *y, double *logp, float *grad, int64_t n)
+{
+	struct marginal mg;
+	int d = g->d, K = g->K, fail = 0;
+
+	if (n < 0)
+		return dm_seterr("negative point count");
+	if (g->cls == NULL)
+		return dm_seterr("the mixture has no classes");
+	for (int64_t p = 0; p < n; p++)
+		if (y[p] < 0 || y[p] >= g->classes)
+			return dm_seterr("label %lld of row %lld is out of range "
+			    "(0 to %d)", (long long)y[p], (long long)p,
+			    g->classes - 1);
+	if (marginal_init(&mg, g, alpha, sigma, 0) == -1)
+		return -1;
+#pragma omp parallel if (PARALLEL(n, g))
+	{
+		/* r, L^-1 r, g_k, and the two accumulated gradients */
+		double *buf = malloc(5 * (size_t)d * sizeof *buf);
+		if (buf == NULL) {
+#pragma omp atomic write
+			fail = 1;
+		}
+#pragma omp for schedule(static)
+		for (int64_t p = 0; p < n; p++) {
+			if (buf == NULL)
+				continue;
+			double *r = buf, *ly = buf + d, *gk = buf + 2 * d;
+			double *ga = buf + 3 * d, *gy = buf + 4 * d;
+			double la = -INFINITY, sa = 0, lc = -INFINITY, sc = 0;
+			const float *x = xt + (size_t)p * d;
+
+			memset(ga, 0, 2 * (size_t)d * sizeof *ga);
+			for (int k = 0; k < K; k++) {
+				double l = component_logp(&mg, g, k, alpha, x, r, ly);
+				/* g_k = -A_k^-1 r = -L^-T (L^-1 r) */
+				solve_upper_t(mg.L + (size_t)k * d * d, ly, gk, d);
+				for (int i = 0; i < d; i++)
+					gk[i] = -gk[i];
+				lse_add(&la, &sa, ga, l, gk, d);
+				if (g->cls[k] == y[p])
+					lse_add(&lc, &sc, gy, l, gk, d);
+			}
+			if (logp)
+				logp[p] = lc == -INFINITY ? -INFINITY :
+				    la == -INFINITY ? NAN :
+				    lc + log(sc) - la - log(sa);
+			if (grad)
+				for (int i = 0; i < d; i++)
+					grad[(size_t)p * d + i] = sc > 0 && sa > 0 ?
+					    (float)(gy[i] / sc - ga[i] / sa) : 0;
 		}
 		free(buf);
 	}

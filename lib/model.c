@@ -789,6 +789,7 @@ load_gmm(struct dm_model **out, const struct dm_file *f)
 	}
 	m->cfg.ndim = 1;
 	m->cfg.shape[0] = m->gmm.d;
+	m->cfg.classes = m->gmm.classes;
 	*out = m;
 	return 0;
 }
@@ -916,7 +917,7 @@ dm_model_save(const struct dm_model *m, const float *weights,
 
 static int
 gmm_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
-    const struct dm_sched_point *p, int B)
+    const struct dm_sched_point *p, const int64_t *y, int B)
 {
 	struct dm_acts *a = m->impl;
 	size_t n = (size_t)B * (size_t)m->gmm.d;
@@ -932,7 +933,8 @@ gmm_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
 		}
 		xh = a->obuf;
 	}
-	if (dm_gmm_x0(&m->gmm, p->alpha, p->sigma, x, xh, B) == -1)
+	if (dm_gmm_denoise_class(&m->gmm, p->alpha, p->sigma, x, y, xh, NULL,
+	    B) == -1)
 		return -1;
 	if (eps != NULL)
 		for (size_t i = 0; i < n; i++)
@@ -953,7 +955,7 @@ dm_model_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
 		return dm_seterr("model: a classifier does not denoise");
 	dm_schedule_at(&m->sched, dm_schedule_clamp(&m->sched, t), &p);
 	if (m->cfg.arch == DM_ARCH_GMM)
-		return gmm_denoise(m, x0, eps, x, &p, B);
+		return gmm_denoise(m, x0, eps, x, &p, y, B);
 	if (acts_reserve(m, B) == -1)
 		return -1;
 	a = m->impl;

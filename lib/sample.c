@@ -101,7 +101,9 @@ clampt(const struct run *r, double t)
 }
 
 /* Dynamic thresholding (Saharia et al. 2022): per row, s = the q-quantile
- * of |x0_hat| (at least 1); x0_hat = clip(x0_hat, -s, s) / s. */
+ * of |x0_hat| (linear interpolation between order statistics, as
+ * numpy.quantile and torch.quantile), at least 1; x0_hat = clip(x0_hat,
+ * -s, s) / s, and eps_hat follows so that x = alpha x0 + sigma eps. */
 static int
 cmp_float(const void *a, const void *b)
 {
@@ -122,8 +124,12 @@ threshold(struct run *r, float *x0, float *eps, const float *x, const double *t,
 		for (size_t j = 0; j < r->d; j++)
 			tmp[j] = fabsf(row[j]);
 		qsort(tmp, r->d, sizeof *tmp, cmp_float);
-		size_t k = (size_t)(r->o->threshold * (double)(r->d - 1));
-		double sc = fmax(1.0, tmp[k]);
+		double pos = r->o->threshold * (double)(r->d - 1);
+		size_t k = (size_t)pos;
+		double q = tmp[k];
+		if (k + 1 < r->d)
+			q += (pos - (double)k) * ((double)tmp[k + 1] - tmp[k]);
+		double sc = fmax(1.0, q);
 		dm_schedule_at(r->s, t[b], &p);
 		for (size_t j = 0; j < r->d; j++) {
 			double v = fmin(fmax(row[j], -sc), sc) / sc;
@@ -739,5 +745,90 @@ adaptive(struct run *r, float *x)
 out:
 	free(row); free(act); free(ts); free(k1); free(k2); free(k3); free(k4);
 	free(xa); free(xs); free(xn);
+	return rc;
+}
+
+void
+dm_sds_opts_defaults(struct dm_sds_opts *o)
+{
+	memset(o, 0, sizeof *o);
+	o->steps = 500;
+	o->lr = 0.05;
+	o->t_lo = 0.02;
+	o->t_hi = 0.98;
+}
+
+int
+dm_sds_run(const struct dm_denoiser *D, const struct dm_sds_opts *o,
+    float *x, int B, int64_t first, int64_t *nfe)
+{
+	const struct dm_schedule *s = D->sched;
+	size_t d = D->d, n;
+	float *xt = NULL, *z = NULL, *x0 = NULL, *eps = NULL, *g = NULL;
+	float *am = NULL, *av = NULL;
+	double *tv = NULL;
+	int rc = -1;
+
+	if (nfe)
+		*nfe = 0;
+	if (o->steps < 1)
+		return dm_seterr("sds: steps must be at least 1 (got %d)",
+		    o->steps);
+	if (!(o->lr > 0) || !isfinite(o->lr))
+		return dm_seterr("sds: learning rate %g is not positive", o->lr);
+	if (!(o->t_lo >= 0 && o->t_lo <= o->t_hi && o->t_hi <= 1))
+		return dm_seterr("sds: need 0 <= t_lo <= t_hi <= 1 (got %g, %g)",
+		    o->t_lo, o->t_hi);
+	if (B < 1)
+		return 0;
+	if (dm_mul_size((size_t)B, d, &n) == -1)
+		return -1;
+	xt = dm_malloc(n * sizeof *xt);
+	z = dm_malloc(n * sizeof *z);
+	x0 = dm_malloc(n * sizeof *x0);
+	eps = dm_malloc(n * sizeof *eps);
+	g = dm_malloc(n * sizeof *g);
+	am = dm_calloc(n, sizeof *am);
+	av = dm_calloc(n, sizeof *av);
+	tv = dm_malloc((size_t)B * sizeof *tv);
+	if (!xt || !z || !x0 || !eps || !g || !am || !av || !tv)
+		goto out;
+	for (int k = 0; k < o->steps; k++) {
+		struct dm_sched_point p;
+		double u;
+		dm_rng_uniform_f64(&u, 1, o->seed, dm_noise_stream(DM_NOISE_TIME,
+		    (UINT64_C(1) << 48) - 1), (uint64_t)k);
+		double t = dm_schedule_clamp(s, o->t_lo + (o->t_hi - o->t_lo) * u);
+		dm_schedule_at(s, t, &p);
+		for (int b = 0; b < B; b++) {
+			dm_rng_normal(z + (size_t)b * d, d, o->seed,
+			    dm_noise_stream(DM_NOISE_STEP, (uint64_t)(first + b)),
+			    dm_noise_index((uint64_t)k, 0));
+			tv[b] = t;
+		}
+		for (size_t i = 0; i < n; i++)
+			xt[i] = (float)(p.alpha * x[i] + p.sigma * z[i]);
+		if (D->fn(D->ctx, x0, eps, xt, tv, B, first) == -1)
+			goto out;
+		if (nfe)
+			(*nfe)++;
+		double w = p.sigma * p.sigma;
+		for (size_t i = 0; i < n; i++)
+			g[i] = (float)(w * ((double)eps[i] - z[i]));
+		/* Adam (b1 0.9, b2 0.999, eps 1e-8), serial: the tensors
+		 * are small and the step is cheap next to the denoiser */
+		double lr = o->lr * 0.5 * (1 + cos(M_PI * k / o->steps));
+		double c1 = 1 - pow(0.9, k + 1), c2 = 1 - pow(0.999, k + 1);
+		for (size_t i = 0; i < n; i++) {
+			am[i] = 0.9f * am[i] + 0.1f * g[i];
+			av[i] = 0.999f * av[i] + 0.001f * g[i] * g[i];
+			x[i] -= (float)(lr * (am[i] / c1) /
+			    (sqrt(av[i] / c2) + 1e-8));
+		}
+	}
+	rc = check_finite(x, n);
+out:
+	free(xt); free(z); free(x0); free(eps); free(g); free(am); free(av);
+	free(tv);
 	return rc;
 }
