@@ -146,11 +146,19 @@ struct dm_trainer {
 	float *x0, *eps, *xt, *t, *tgt, *out, *dout, *w;
 	double *rowloss;
 	int64_t *y, *idx;             /* labels, data rows */
+	struct dm_lora *lora;         /* borrowed: train only its factors */
 };
 /* Checks the data against the model and options; copies opts and data. */
 struct dm_trainer *dm_trainer_new(struct dm_model *m,
     const struct dm_train_opts *o, const struct dm_train_data *data);
 void dm_trainer_free(struct dm_trainer *tr);
+/* Train only the factors of adapter l (dm_lora.h), the base weights
+ * frozen: l is attached to the model, and the optimizer state, the EMA
+ * and the checkpoints hold the factors instead of the weights.  Call
+ * before the first step; dm_lora_detach(l, m) afterwards restores the
+ * base weights. */
+struct dm_lora;
+int dm_trainer_set_lora(struct dm_trainer *tr, struct dm_lora *l);
 /* One update.  NaN or Inf in the loss or the gradients: -1 with a reason
  * and nothing changed. */
 int dm_trainer_step(struct dm_trainer *tr);

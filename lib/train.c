@@ -9,6 +9,7 @@
 
 #include "dm_base.h"
 #include "dm_cli.h"
+#include "dm_lora.h"
 #include "dm_rng.h"
 #include "dm_train.h"
 
@@ -154,6 +155,50 @@ dm_trainer_free(struct dm_trainer *tr)
 	free(tr);
 }
 
+int
+dm_trainer_set_lora(struct dm_trainer *tr, struct dm_lora *l)
+{
+	float *am, *av, *ema;
+
+	if (tr->step != 0 || tr->lora != NULL)
+		return dm_seterr("an adapter is set before the first step, once");
+	am = dm_calloc(l->n ? l->n : 1, sizeof(float));
+	av = dm_calloc(l->n ? l->n : 1, sizeof(float));
+	ema = dm_malloc((l->n ? l->n : 1) * sizeof(float));
+	if (am == NULL || av == NULL || ema == NULL ||
+	    dm_lora_attach(l, tr->m) == -1) {
+		free(am);
+		free(av);
+		free(ema);
+		return -1;
+	}
+	memcpy(ema, l->w, l->n * sizeof(float));
+	free(tr->adam_m);
+	free(tr->adam_v);
+	free(tr->ema);
+	tr->adam_m = am;
+	tr->adam_v = av;
+	tr->ema = ema;
+	tr->lora = l;
+	return 0;
+}
+
+/* What the optimizer updates: the weights, or an adapter's factors. */
+static float *
+trainable(const struct dm_trainer *tr, float **grad, size_t *n)
+{
+	if (tr->lora != NULL) {
+		if (grad != NULL)
+			*grad = tr->lora->g;
+		*n = tr->lora->n;
+		return tr->lora->w;
+	}
+	if (grad != NULL)
+		*grad = tr->m->grads;
+	*n = tr->m->nparams;
+	return tr->m->params;
+}
+
 /* Data index of global row g (training order). */
 static int64_t
 train_row(struct dm_trainer *tr, uint64_t g)
@@ -280,6 +325,8 @@ dm_trainer_step(struct dm_trainer *tr)
 	dm_model_zero_grad(m);
 	if (m->grads == NULL)
 		return dm_seterr("the model has no gradient buffer");
+	if (tr->lora != NULL)
+		dm_lora_apply(tr->lora, m, NULL);
 	if (dm_model_forward(m, tr->out, tr->xt, tr->t, model_labels(tr), B,
 	    1) == -1)
 		return -1;
@@ -292,15 +339,20 @@ dm_trainer_step(struct dm_trainer *tr)
 		    + 1, isnan(loss) ? "NaN" : "Inf");
 	if (dm_model_backward(m, NULL, tr->dout) == -1)
 		return -1;
-	double gn = dm_grad_clip(m->grads, m->nparams, tr->o.clip);
+	if (tr->lora != NULL)
+		dm_lora_backward(tr->lora, m);
+	float *grad;
+	size_t np;
+	float *par = trainable(tr, &grad, &np);
+	double gn = dm_grad_clip(grad, np, tr->o.clip);
 	if (!isfinite(gn))
 		return dm_seterr("step %lld: the gradients hold NaN or Inf",
 		    (long long)tr->step + 1);
 	double lr = dm_lr_at(&tr->o, tr->step);
-	dm_adamw_step(m->params, m->grads, tr->adam_m, tr->adam_v, m->nparams,
+	dm_adamw_step(par, grad, tr->adam_m, tr->adam_v, np,
 	    lr, tr->o.beta1, tr->o.beta2, tr->o.adam_eps, tr->o.wd,
 	    tr->step + 1);
-	dm_ema_update(tr->ema, m->params, m->nparams, tr->o.ema);
+	dm_ema_update(tr->ema, par, np, tr->o.ema);
 	tr->loss_ema = tr->step == 0 ? loss :
 	    LOSS_EMA_DECAY * tr->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
 	tr->loss = loss;
@@ -323,7 +375,10 @@ dm_trainer_eval(struct dm_trainer *tr, const int64_t *rows, int64_t n,
 	if ((keep = dm_malloc(nb ? nb : 1)) == NULL)
 		return -1;
 	memcpy(keep, m->params, nb);
-	memcpy(m->params, tr->ema, nb);
+	if (tr->lora != NULL)
+		dm_lora_apply(tr->lora, m, tr->ema);
+	else
+		memcpy(m->params, tr->ema, nb);
 	for (int64_t i0 = 0; i0 < n && rc == 0; i0 += tr->cap) {
 		int B = (int)(n - i0 < tr->cap ? n - i0 : tr->cap);
 		for (int j = 0; j < B; j++) {
@@ -393,10 +448,12 @@ dm_trainer_checkpoint(const struct dm_trainer *tr, const char *fingerprint,
 	snprintf(buf, sizeof buf, "%lld", (long long)tr->perm_epoch);
 	if (dm_file_meta_set(f, "dm.train.epoch", buf) == -1)
 		return -1;
-	if (add_flat(f, "train.params", m->params, m->nparams) == -1 ||
-	    add_flat(f, "train.adam_m", tr->adam_m, m->nparams) == -1 ||
-	    add_flat(f, "train.adam_v", tr->adam_v, m->nparams) == -1 ||
-	    add_flat(f, "train.ema", tr->ema, m->nparams) == -1)
+	size_t np;
+	const float *par = trainable(tr, NULL, &np);
+	if (add_flat(f, "train.params", par, np) == -1 ||
+	    add_flat(f, "train.adam_m", tr->adam_m, np) == -1 ||
+	    add_flat(f, "train.adam_v", tr->adam_v, np) == -1 ||
+	    add_flat(f, "train.ema", tr->ema, np) == -1)
 		return -1;
 	if ((st = dm_tensor_new_dtype(DM_DTYPE_F64, 1, one)) == NULL)
 		return -1;
@@ -427,14 +484,14 @@ int
 dm_trainer_restore(struct dm_trainer *tr, const char *fingerprint,
     const struct dm_file *f)
 {
-	struct dm_model *m = tr->m;
 	const char *kind = dm_file_meta(f, "dm.kind");
 	const char *fp = dm_file_meta(f, "dm.train.options");
 	const char *sstep = dm_file_meta(f, "dm.train.step");
 	const float *p, *am, *av, *ema;
 	struct dm_tensor *st;
 	int64_t step;
-	size_t n = m->nparams;
+	size_t n;
+	float *dst = trainable(tr, NULL, &n);
 
 	if (kind == NULL || strcmp(kind, "checkpoint") != 0)
 		return dm_seterr("not a checkpoint (dm.kind is %s)",
@@ -453,7 +510,7 @@ dm_trainer_restore(struct dm_trainer *tr, const char *fingerprint,
 	if (st == NULL || st->dtype != DM_DTYPE_F64 || dm_tensor_numel(st) != 2)
 		return dm_seterr("checkpoint: train.state is missing or not "
 		    "F64 [2]");
-	memcpy(m->params, p, n * sizeof *p);
+	memcpy(dst, p, n * sizeof *p);
 	memcpy(tr->adam_m, am, n * sizeof *am);
 	memcpy(tr->adam_v, av, n * sizeof *av);
 	memcpy(tr->ema, ema, n * sizeof *ema);
