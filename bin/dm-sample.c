@@ -18,6 +18,7 @@ enum {
 	OPT_KNOWN,
 	OPT_LABEL,
 	OPT_LABELS,
+	OPT_LORA,
 	OPT_MASK,
 	OPT_NEGATIVE,
 	OPT_PNG,
@@ -47,6 +48,7 @@ usage(FILE *fp)
 	    "[--trajectory FILE]\n"
 	    "                 [--batch B] [--png FILE] [--seed N] "
 	    "[--threads N] [-o FILE]\n"
+	    "                 [--lora ADAPTER[:S]]...\n"
 	    "                 MODEL[:WEIGHT]...\n");
 }
 
@@ -228,6 +230,8 @@ struct args {
 	const char *traj_path, *png_path;
 	int64_t label, negative;
 	double guidance;
+	char *lora[64];              /* --lora ADAPTER[:S], on the first model */
+	int nlora;
 };
 
 static void
@@ -242,6 +246,7 @@ parse_args(struct args *a, int argc, char **argv)
 		{"known", required_argument, NULL, OPT_KNOWN},
 		{"label", required_argument, NULL, OPT_LABEL},
 		{"labels", required_argument, NULL, OPT_LABELS},
+		{"lora", required_argument, NULL, OPT_LORA},
 		{"mask", required_argument, NULL, OPT_MASK},
 		{"negative", required_argument, NULL, OPT_NEGATIVE},
 		{"output", required_argument, NULL, 'o'},
@@ -308,6 +313,11 @@ parse_args(struct args *a, int argc, char **argv)
 				bad_option("--label");
 			break;
 		case OPT_LABELS: a->labels_path = optarg; break;
+		case OPT_LORA:
+			if (a->nlora == (int)(sizeof a->lora / sizeof a->lora[0]))
+				errx(2, "--lora: too many adapters");
+			a->lora[a->nlora++] = optarg;
+			break;
 		case OPT_MASK: a->mask_path = optarg; break;
 		case OPT_NEGATIVE:
 			if (dm_parse_int64(optarg, 0, INT32_MAX, &a->negative) == -1)
@@ -444,6 +454,24 @@ main(int argc, char **argv)
 			errx(1, "%s: a classifier is not a denoiser", path);
 	}
 	struct dm_model *m0 = g.ex[0].m;
+	/* adapters: W' = W + s (alpha/r) B A in the model's own weights */
+	uint64_t base_hash = a.nlora > 0 ? dm_lora_model_hash(m0) : 0;
+	for (int k = 0; k < a.nlora; k++) {
+		char *path = a.lora[k], *colon = strrchr(path, ':');
+		double s = 1;
+		struct dm_lora *l;
+		if (colon && colon != path && dm_parse_double(colon + 1, -1e6,
+		    1e6, &s) == 0)
+			*colon = '\0';
+		if (m0->cfg.arch == DM_ARCH_GMM)
+			errx(1, "%s: a gmm model has no layers to adapt",
+			    argv[optind]);
+		if (dm_lora_load(&l, path, m0) == -1 ||
+		    dm_lora_check_base(l, base_hash) == -1 ||
+		    dm_lora_merge(m0, l, s) == -1)
+			errx(1, "%s: %s", path, dm_errstr());
+		dm_lora_free(l);
+	}
 	g.sched = &m0->sched;
 	g.d = dm_model_in_size(m0);
 	g.classes = m0->cfg.classes;

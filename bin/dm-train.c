@@ -14,6 +14,7 @@
 enum {
 	OPT_ARCH = DM_OPT_FIRST_TOOL,
 	OPT_ARCH_OPTS,
+	OPT_BASE,
 	OPT_BATCH,
 	OPT_CFG_DROP,
 	OPT_CKPT,
@@ -23,6 +24,9 @@ enum {
 	OPT_COUPLING,
 	OPT_EMA,
 	OPT_INIT,
+	OPT_LORA,
+	OPT_LORA_ALPHA,
+	OPT_LORA_TARGETS,
 	OPT_LR,
 	OPT_LR_SCHEDULE,
 	OPT_OBJECTIVE,
@@ -59,8 +63,9 @@ usage(FILE *fp)
 	    "[--classes K|auto]\n"
 	    "                [--clip C] [--coupling independent] [--ema D] "
 	    "[--init MODEL]\n"
-	    "                [--log FILE] [--lr LR] [--lr-schedule "
-	    "cosine|constant]\n"
+	    "                [--log FILE] [--lora R --base MODEL [--lora-alpha A] "
+	    "[--lora-targets P,...]]\n"
+	    "                [--lr LR] [--lr-schedule cosine|constant]\n"
 	    "                [--objective eps|x0|v|flow|score|classifier] "
 	    "[-o MODEL]\n"
 	    "                [--pairs | --source FILE] [--resume FILE] "
@@ -88,6 +93,9 @@ struct opts {
 	struct dm_common com;
 	enum dm_arch arch;
 	const char *arch_opts, *schedule, *source, *val, *ckpt, *resume, *init;
+	const char *base, *lora_targets;   /* --lora: adapter training */
+	int lora;
+	double lora_alpha;
 	int pairs, classes;          /* classes: -1 = auto */
 	double val_frac;
 	int64_t val_every, ckpt_every, until;
@@ -202,6 +210,7 @@ parse_opts(struct opts *o, int argc, char **argv)
 	static const struct option longopts[] = {
 		{"arch", required_argument, NULL, OPT_ARCH},
 		{"arch-opts", required_argument, NULL, OPT_ARCH_OPTS},
+		{"base", required_argument, NULL, OPT_BASE},
 		{"batch", required_argument, NULL, OPT_BATCH},
 		{"cfg-drop", required_argument, NULL, OPT_CFG_DROP},
 		{"ckpt", required_argument, NULL, OPT_CKPT},
@@ -213,6 +222,9 @@ parse_opts(struct opts *o, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"init", required_argument, NULL, OPT_INIT},
 		{"log", required_argument, NULL, DM_OPT_LOG},
+		{"lora", required_argument, NULL, OPT_LORA},
+		{"lora-alpha", required_argument, NULL, OPT_LORA_ALPHA},
+		{"lora-targets", required_argument, NULL, OPT_LORA_TARGETS},
 		{"lr", required_argument, NULL, OPT_LR},
 		{"lr-schedule", required_argument, NULL, OPT_LR_SCHEDULE},
 		{"objective", required_argument, NULL, OPT_OBJECTIVE},
@@ -266,6 +278,9 @@ parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_ARCH_OPTS:
 			o->arch_opts = a;
 			break;
+		case OPT_BASE:
+			o->base = a;
+			break;
 		case OPT_BATCH:
 			if (dm_parse_int(a, 1, 1 << 20, &o->t.batch) == -1)
 				errx(2, "--batch: %s", dm_errstr());
@@ -304,6 +319,17 @@ parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case OPT_INIT:
 			o->init = a;
+			break;
+		case OPT_LORA:
+			if (dm_parse_int(a, 1, 1 << 20, &o->lora) == -1)
+				errx(2, "--lora: %s", dm_errstr());
+			break;
+		case OPT_LORA_ALPHA:
+			if (dm_parse_double(a, 1e-30, 1e30, &o->lora_alpha) == -1)
+				errx(2, "--lora-alpha: %s", dm_errstr());
+			break;
+		case OPT_LORA_TARGETS:
+			o->lora_targets = a;
 			break;
 		case OPT_LR:
 			if (dm_parse_double(a, -1e30, 1e30, &o->t.lr) == -1)
@@ -392,12 +418,21 @@ parse_opts(struct opts *o, int argc, char **argv)
 		errx(2, "--resume and --init exclude each other");
 	if (o->until > o->t.steps)
 		errx(2, "--until is past --steps");
+	if ((o->lora > 0) != (o->base != NULL))
+		errx(2, "--lora and --base go together");
+	if (o->base != NULL && (o->schedule != NULL || o->arch_opts != NULL ||
+	    o->init != NULL || o->classes != 0))
+		errx(2, "--base: the architecture, schedule and classes come "
+		    "from the base model");
+	if (o->lora_alpha == 0)
+		o->lora_alpha = o->lora;
 	if (o->t.objective == DM_OBJECTIVE_CLASSIFIER && o->classes == 0)
 		o->classes = -1;
 	if (o->schedule == NULL)
 		o->schedule = o->t.objective == DM_OBJECTIVE_FLOW ? "rf" :
 		    "linear";
-	(void)objective_set;
+	if (o->base != NULL && !objective_set)
+		o->t.objective = (enum dm_objective)-1;	/* the base's */
 }
 
 /* x0 of train rows then val rows in one array, so that rows index both. */
@@ -447,6 +482,22 @@ main(int argc, char **argv)
 	memset(&V, 0, sizeof V);
 	memset(&S, 0, sizeof S);
 	parse_opts(&o, argc, argv);
+	/* --base: the model to adapt sets the architecture and the rest */
+	struct dm_model *base = NULL;
+	struct dm_lora *lora = NULL;
+	if (o.base != NULL) {
+		if (dm_model_load(&base, o.base) == -1)
+			errx(1, "%s: %s", o.base, dm_errstr());
+		if (base->cfg.arch == DM_ARCH_GMM)
+			errx(1, "%s: a gmm model has no layers to adapt", o.base);
+		o.arch = base->cfg.arch;
+		o.classes = base->cfg.classes;
+		o.schedule = base->cfg.schedule;
+		if ((int)o.t.objective == -1)
+			o.t.objective = base->cfg.head == DM_HEAD_CLASSIFIER ?
+			    DM_OBJECTIVE_CLASSIFIER :
+			    (enum dm_objective)base->cfg.pred;
+	}
 	in = argv[optind];
 	if (dm_schedule_from_string(&sched, o.schedule) == -1)
 		errx(2, "--schedule: %s", dm_errstr());
@@ -531,6 +582,10 @@ main(int argc, char **argv)
 		errx(2, "--arch-opts: %s", dm_errstr());
 	if ((m = dm_model_new(&cfg, o.com.seed)) == NULL)
 		errx(1, "%s", dm_errstr());
+	if (base != NULL) {
+		dm_model_free(m);
+		m = base;
+	}
 	if (dm_model_config_format(&m->cfg, cfgtext, sizeof cfgtext) == -1)
 		errx(1, "%s", dm_errstr());
 	uint64_t init_hash = 0;
@@ -550,6 +605,15 @@ main(int argc, char **argv)
 	/* everything that changes the result, for --resume */
 	if (dm_train_opts_format(&o.t, topts, sizeof topts) == -1)
 		errx(1, "%s", dm_errstr());
+	if (base != NULL) {
+		size_t k = strlen(topts);
+		init_hash = dm_lora_model_hash(base);
+		if ((size_t)snprintf(topts + k, sizeof topts - k, ",lora=%d,"
+		    "lora-alpha=%.17g,lora-targets=%s", o.lora, o.lora_alpha,
+		    o.lora_targets ? o.lora_targets :
+		    dm_lora_default_targets(base)) >= sizeof topts - k)
+			errx(2, "--lora-targets: too long");
+	}
 	uint64_t shash = S.x0 ? data_hash(&S) : 0;
 	size_t fplen = strlen(topts) + strlen(cfgtext) + strlen(canon) + 512;
 	if ((fp = malloc(fplen)) == NULL)
@@ -572,6 +636,18 @@ main(int argc, char **argv)
 	td.nrows = nrows;
 	if ((tr = dm_trainer_new(m, &o.t, &td)) == NULL)
 		errx(1, "%s: %s", in, dm_errstr());
+	if (base != NULL) {
+		if ((lora = dm_lora_new(m, o.lora_targets, o.lora, o.lora_alpha,
+		    o.com.seed)) == NULL)
+			errx(1, "%s: --lora: %s", o.base, dm_errstr());
+		if (dm_trainer_set_lora(tr, lora) == -1)
+			errx(1, "%s", dm_errstr());
+		if (!o.com.quiet)
+			fprintf(stderr, "dm-train: LoRA rank %d on %d layers: "
+			    "%zu of %zu parameters trainable (%.2f%%)\n", o.lora,
+			    lora->nlayer, lora->n, m->nparams, 100.0 *
+			    (double)lora->n / (double)m->nparams);
+	}
 	if (o.resume != NULL) {
 		struct dm_file *cf;
 		if (dm_file_read(&cf, o.resume) == -1)
@@ -673,7 +749,8 @@ main(int argc, char **argv)
 	/* the model file: EMA weights and what training did */
 	char buf[64];
 	mf = dm_file_new();
-	if (mf == NULL || dm_model_to_file(m, tr->ema, mf) == -1)
+	if (mf == NULL || (lora != NULL ? dm_lora_to_file(lora, tr->ema, m,
+	    mf) : dm_model_to_file(m, tr->ema, mf)) == -1)
 		errx(1, "%s", dm_errstr());
 	snprintf(buf, sizeof buf, "%lld", (long long)tr->step);
 	dm_file_meta_set(mf, "dm.train.steps", buf);
@@ -697,13 +774,17 @@ main(int argc, char **argv)
 		    tr->loss_ema);
 		if (nval > 0)
 			fprintf(stderr, ", val %.4g", vloss);
-		fprintf(stderr, ", %s %s\n", o.t.objective ==
-		    DM_OBJECTIVE_CLASSIFIER ? "classifier" : "model",
+		fprintf(stderr, ", %s %s\n", lora != NULL ? "adapter" :
+		    o.t.objective == DM_OBJECTIVE_CLASSIFIER ? "classifier" :
+		    "model",
 		    strcmp(out, "-") ? out : "to stdout");
 	}
 done:
 	dm_file_free(mf);
 	dm_trainer_free(tr);
+	if (lora != NULL)
+		dm_lora_detach(lora, m);
+	dm_lora_free(lora);
 	dm_model_free(m);
 	dm_file_free(D.f);
 	dm_file_free(V.f);
