@@ -89,6 +89,28 @@ check "classifier guidance, scale 1: the conditional" "near $(left k1.st) 0.6915
 dm-sample $G --classifier gc.st --classifier-scale 3 --label 0 -o k3.st gu.st
 check "classifier scale 3 sharpens" "awk 'BEGIN {exit !($(left k3.st) > 0.75)}'"
 
+dm-info -pq -t x k1.st >k1.tsv
+dm-data gauss --dim 1 -n 4000 -o zeros.st
+python3 - <<'PY'
+import json, struct
+def labels(path, v):
+    n = len(v)
+    h = json.dumps({"y": {"dtype": "I64", "shape": [n],
+                          "data_offsets": [0, 8 * n]}}).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h +
+                           struct.pack("<%dq" % n, *v))
+labels("y0.st", [0] * 4000)
+labels("y3.st", [0, 1, 3, 0, 1])
+PY
+dm-sample $G --classifier gc.st --labels y0.st -o k1b.st gu.st
+dm-info -pq -t x k1b.st >k1b.tsv
+check "--labels all 0 equals --label 0" 'cmp -s k1.tsv k1b.tsv'
+t_err "label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 2 -o o.st gc.st
+t_err "negative label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 0 --negative 7 -o o.st gc.st
+t_err "labels file outside the classes" 1 'label 3 out of range 0\.\.1' dm-sample -n 5 --labels y3.st -o o.st gc.st
+t_err "x1 of the wrong shape" 1 'rows of the model' dm-sample --x1 zeros.st -o o.st gc.st
+
 # a tiny trained classifier of the 2-component mixture (means (3, 0) and
 # (-3, 0), labels = components) guides the exact unconditional denoiser
 dm-data gmm --k 2 --dim 2 -n 1000 -o d2.st
