@@ -13,6 +13,8 @@
 enum {
 	OPT_ATOL = DM_OPT_FIRST_TOOL,
 	OPT_BATCH,
+	OPT_CLASSIFIER,
+	OPT_CLASSIFIER_SCALE,
 	OPT_ETA,
 	OPT_GUIDANCE,
 	OPT_KNOWN,
@@ -26,6 +28,10 @@ enum {
 	OPT_RHO,
 	OPT_RTOL,
 	OPT_SAMPLER,
+	OPT_SDS,
+	OPT_SDS_LR,
+	OPT_SDS_STEPS,
+	OPT_SDS_T,
 	OPT_SHIFT,
 	OPT_SPACING,
 	OPT_STEPS,
@@ -42,10 +48,12 @@ usage(FILE *fp)
 	    "[--spacing SP]\n"
 	    "                 [--eta E] [--rtol R] [--atol A] [--label L | "
 	    "--labels FILE]\n"
-	    "                 [--guidance W] [--negative L] [--mask FILE "
-	    "--known FILE]\n"
-	    "                 [--resample U] [--threshold Q] [--x1 FILE] "
-	    "[--trajectory FILE]\n"
+	    "                 [--guidance W] [--negative L] [--classifier FILE "
+	    "[--classifier-scale S]]\n"
+	    "                 [--mask FILE --known FILE]"
+	    " [--resample U] [--threshold Q]\n"
+	    "                 [--x1 FILE] [--trajectory FILE] "
+	    "[--sds INIT [--sds-steps K] [--sds-lr LR] [--sds-t LO,HI]]\n"
 	    "                 [--batch B] [--png FILE] [--seed N] "
 	    "[--threads N] [-o FILE]\n"
 	    "                 [--lora ADAPTER[:S]]...\n"
@@ -82,9 +90,12 @@ struct guide {
 	int64_t label;             /* every row's label when labels is NULL; -1 none */
 	double guidance;           /* classifier-free guidance scale w */
 	int64_t negative;          /* the "unconditional" branch's label; -1 = null */
+	/* classifier guidance: eps -= scale sigma grad log p(y | x_t) */
+	struct dm_model *clf;
+	double clf_scale;
 	/* work arrays for the doubled (conditional + unconditional) batch */
 	float *xx, *x0x, *epsx, *acc0, *acce;
-	int64_t *yy;
+	int64_t *yy, *cy;
 	int cap;
 };
 
@@ -95,14 +106,16 @@ guide_reserve(struct guide *g, int B)
 		return 0;
 	size_t n = 2 * (size_t)B * g->d;
 	free(g->xx); free(g->x0x); free(g->epsx); free(g->yy);
-	free(g->acc0); free(g->acce);
+	free(g->acc0); free(g->acce); free(g->cy);
+	g->cy = malloc((size_t)B * sizeof *g->cy);
 	g->xx = malloc(n * sizeof *g->xx);
 	g->x0x = malloc(n * sizeof *g->x0x);
 	g->epsx = malloc(n * sizeof *g->epsx);
 	g->acc0 = malloc(n / 2 * sizeof *g->acc0);
 	g->acce = malloc(n / 2 * sizeof *g->acce);
 	g->yy = malloc(2 * (size_t)B * sizeof *g->yy);
-	if (!g->xx || !g->x0x || !g->epsx || !g->yy || !g->acc0 || !g->acce)
+	if (!g->xx || !g->x0x || !g->epsx || !g->yy || !g->acc0 || !g->acce ||
+	    !g->cy)
 		return dm_seterr("out of memory");
 	g->cap = B;
 	return 0;
@@ -169,6 +182,21 @@ denoise_at(struct guide *g, float *x0, float *eps, const float *x, double t,
 	return 0;
 }
 
+/* Classifier guidance on the combined prediction, at the denoiser's
+ * clamped time (where dm_model_denoise evaluated it). */
+static int
+classifier_guide(struct guide *g, float *x0, float *eps, const float *x,
+    double t, int B, int64_t first)
+{
+	struct dm_sched_point p;
+
+	for (int b = 0; b < B; b++)
+		g->cy[b] = g->labels ? g->labels[first + b] : g->label;
+	dm_schedule_at(g->sched, dm_schedule_clamp(g->sched, t), &p);
+	return dm_model_classifier_guidance(g->clf, g->clf_scale, &p, x0, eps,
+	    x, g->cy, B);
+}
+
 /* The samplers' entry: rows with equal times go together. */
 static int
 denoise(void *ctx, float *x0, float *eps, const float *x, const double *t,
@@ -184,6 +212,9 @@ denoise(void *ctx, float *x0, float *eps, const float *x, const double *t,
 		size_t o = (size_t)b * g->d;
 		if (denoise_at(g, x0 + o, eps + o, x + o, t[b], e - b,
 		    first + b) == -1)
+			return -1;
+		if (g->clf != NULL && classifier_guide(g, x0 + o, eps + o, x + o,
+		    t[b], e - b, first + b) == -1)
 			return -1;
 	}
 	return 0;
@@ -232,7 +263,28 @@ struct args {
 	double guidance;
 	char *lora[64];              /* --lora ADAPTER[:S], on the first model */
 	int nlora;
+	const char *clf_path, *sds_path;
+	double clf_scale;
+	struct dm_sds_opts sds;
 };
+
+/* "LO,HI" with 0 <= LO <= HI <= 1. */
+static int
+parse_range(const char *s, double *lo, double *hi)
+{
+	char buf[64], *comma;
+
+	if (strlen(s) >= sizeof buf || (comma = strchr(s, ',')) == NULL)
+		return dm_seterr("'%s' is not LO,HI", s);
+	memcpy(buf, s, strlen(s) + 1);
+	buf[comma - s] = '\0';
+	if (dm_parse_double(buf, 0, 1, lo) == -1 ||
+	    dm_parse_double(buf + (comma - s) + 1, 0, 1, hi) == -1)
+		return -1;
+	if (*lo > *hi)
+		return dm_seterr("'%s': LO is above HI", s);
+	return 0;
+}
 
 static void
 parse_args(struct args *a, int argc, char **argv)
@@ -240,6 +292,8 @@ parse_args(struct args *a, int argc, char **argv)
 	static const struct option longopts[] = {
 		{"atol", required_argument, NULL, OPT_ATOL},
 		{"batch", required_argument, NULL, OPT_BATCH},
+		{"classifier", required_argument, NULL, OPT_CLASSIFIER},
+		{"classifier-scale", required_argument, NULL, OPT_CLASSIFIER_SCALE},
 		{"eta", required_argument, NULL, OPT_ETA},
 		{"guidance", required_argument, NULL, OPT_GUIDANCE},
 		{"help", no_argument, NULL, 'h'},
@@ -256,6 +310,10 @@ parse_args(struct args *a, int argc, char **argv)
 		{"rho", required_argument, NULL, OPT_RHO},
 		{"rtol", required_argument, NULL, OPT_RTOL},
 		{"sampler", required_argument, NULL, OPT_SAMPLER},
+		{"sds", required_argument, NULL, OPT_SDS},
+		{"sds-lr", required_argument, NULL, OPT_SDS_LR},
+		{"sds-steps", required_argument, NULL, OPT_SDS_STEPS},
+		{"sds-t", required_argument, NULL, OPT_SDS_T},
 		{"seed", required_argument, NULL, DM_OPT_SEED},
 		{"shift", required_argument, NULL, OPT_SHIFT},
 		{"spacing", required_argument, NULL, OPT_SPACING},
@@ -277,6 +335,8 @@ parse_args(struct args *a, int argc, char **argv)
 	a->batch = 1024;
 	a->label = a->negative = -1;
 	a->guidance = 1;
+	a->clf_scale = 1;
+	dm_sds_opts_defaults(&a->sds);
 	while ((ch = getopt_long(argc, argv, "hn:o:qV", longopts, NULL)) != -1) {
 		if ((r = dm_common_option(&a->com, ch, optarg)) == 1)
 			continue;
@@ -298,6 +358,11 @@ parse_args(struct args *a, int argc, char **argv)
 		case OPT_BATCH:
 			if (dm_parse_int(optarg, 1, 1 << 20, &a->batch) == -1)
 				bad_option("--batch");
+			break;
+		case OPT_CLASSIFIER: a->clf_path = optarg; break;
+		case OPT_CLASSIFIER_SCALE:
+			if (dm_parse_double(optarg, -1000, 1000, &a->clf_scale) == -1)
+				bad_option("--classifier-scale");
 			break;
 		case OPT_ETA:
 			if (dm_parse_double(optarg, 0, 10, &a->so.eta) == -1)
@@ -341,6 +406,19 @@ parse_args(struct args *a, int argc, char **argv)
 			if (dm_sampler_parse(optarg, &a->so.kind) == -1)
 				bad_option("--sampler");
 			break;
+		case OPT_SDS: a->sds_path = optarg; break;
+		case OPT_SDS_LR:
+			if (dm_parse_double(optarg, 1e-9, 100, &a->sds.lr) == -1)
+				bad_option("--sds-lr");
+			break;
+		case OPT_SDS_STEPS:
+			if (dm_parse_int(optarg, 1, 10000000, &a->sds.steps) == -1)
+				bad_option("--sds-steps");
+			break;
+		case OPT_SDS_T:
+			if (parse_range(optarg, &a->sds.t_lo, &a->sds.t_hi) == -1)
+				bad_option("--sds-t");
+			break;
 		case OPT_SPACING:
 			if (dm_spacing_parse(optarg, &a->so.spacing) == -1)
 				bad_option("--spacing");
@@ -368,11 +446,21 @@ parse_args(struct args *a, int argc, char **argv)
 		warnx("give --label or --labels, not both");
 		usage_error();
 	}
+	if (a->clf_path && a->label < 0 && a->labels_path == NULL) {
+		warnx("--classifier needs a target class (--label or --labels)");
+		usage_error();
+	}
+	if (a->sds_path && (a->x1_path || a->mask_path || a->traj_path)) {
+		warnx("--sds optimises its own tensor: no --x1, --mask or "
+		    "--trajectory");
+		usage_error();
+	}
 	if (a->traj_path && a->so.kind == DM_SAMPLER_ADAPTIVE) {
 		warnx("--trajectory needs a fixed grid; adaptive has none");
 		usage_error();
 	}
 	a->so.seed = a->com.seed;
+	a->sds.seed = a->com.seed;
 }
 
 /* A per-row tensor of N rows x d (or one row of d broadcast). */
@@ -420,6 +508,35 @@ write_png(const char *path, const float *x, int64_t N, const struct dm_model *m)
 	int rc = dm_png_write(im, path);
 	dm_canvas_free(im);
 	return rc;
+}
+
+/* The --classifier model: a classifier (network or gmm with classes) of
+ * the denoiser's data shape and schedule, with the target labels in its
+ * range. */
+static void
+load_classifier(struct guide *g, const struct args *a, const char *model_path)
+{
+	char s1[512], s2[512];
+	struct dm_model *c;
+
+	if (dm_model_load(&c, a->clf_path) == -1)
+		errx(1, "%s: %s", a->clf_path, dm_errstr());
+	g->clf = c;
+	g->clf_scale = a->clf_scale;
+	if (!dm_model_is_classifier(c))
+		errx(1, "%s: not a classifier (train one with dm-train "
+		    "--objective classifier, or a gmm with classes)", a->clf_path);
+	if (dm_model_in_size(c) != g->d)
+		errx(1, "%s: data shape differs from %s", a->clf_path, model_path);
+	if (dm_schedule_to_string(&c->sched, s1, sizeof s1) == -1 ||
+	    dm_schedule_to_string(g->sched, s2, sizeof s2) == -1)
+		errx(1, "%s", dm_errstr());
+	if (strcmp(s1, s2) != 0)
+		errx(1, "%s: schedule %s differs from the model's %s",
+		    a->clf_path, s1, s2);
+	if (a->label >= c->cfg.classes)
+		errx(1, "--label %lld: the classifier has %d classes",
+		    (long long)a->label, c->cfg.classes);
 }
 
 int
@@ -478,27 +595,31 @@ main(int argc, char **argv)
 	g.label = a.label;
 	g.negative = a.negative;
 	g.guidance = a.guidance;
-	if ((a.label >= 0 || a.labels_path || a.negative >= 0 || a.guidance != 1) &&
-	    g.classes == 0)
+	if (a.clf_path)
+		load_classifier(&g, &a, argv[optind]);
+	if ((((a.label >= 0 || a.labels_path) && g.clf == NULL) ||
+	    a.negative >= 0 || a.guidance != 1) && g.classes == 0)
 		errx(1, "%s: the model is unconditional; labels and guidance need "
 		    "a class-conditional model", argv[optind]);
-	if (a.label >= g.classes && a.label >= 0)
+	if (a.label >= g.classes && a.label >= 0 && g.classes > 0)
 		errx(1, "--label %lld: the model has %d classes", (long long)a.label,
 		    g.classes);
 	if (a.negative >= g.classes && a.negative >= 0)
 		errx(1, "--negative %lld: the model has %d classes",
 		    (long long)a.negative, g.classes);
 
-	/* starting points: given x1, or per-sample noise */
-	if (a.x1_path) {
+	/* starting points: given x1 (or the SDS start), or per-sample noise */
+	const char *init = a.x1_path ? a.x1_path : a.sds_path;
+	if (init) {
 		struct dm_file *f;
-		struct dm_tensor *t = load_tensor(a.x1_path, "x", &f);
+		struct dm_tensor *t = load_tensor(init, "x", &f);
 		if (dm_tensor_convert(t, DM_DTYPE_F32) == -1)
-			errx(1, "%s: %s", a.x1_path, dm_errstr());
-		if (t->ndim < 1 || dm_tensor_numel(t) % g.d != 0 ||
+			errx(1, "%s: %s", init, dm_errstr());
+		if (t->ndim < 1 || t->shape[0] < 1 ||
+		    dm_tensor_numel(t) % g.d != 0 ||
 		    dm_tensor_numel(t) / (size_t)t->shape[0] != g.d)
 			errx(1, "%s: x does not hold rows of the model's shape",
-			    a.x1_path);
+			    init);
 		N = t->shape[0];
 		if ((x = malloc(t->nbytes)) == NULL)
 			err(1, NULL);
@@ -521,10 +642,12 @@ main(int argc, char **argv)
 			errx(1, "%s: %zu labels for %lld samples", a.labels_path,
 			    dm_tensor_numel(t), (long long)N);
 		labels = t->data;
+		int lim = g.classes > 0 ? g.classes : g.clf->cfg.classes;
 		for (int64_t i = 0; i < N; i++)
-			if (labels[i] < 0 || labels[i] >= g.classes)
+			if (labels[i] < 0 || labels[i] >= lim || (g.clf &&
+			    labels[i] >= g.clf->cfg.classes))
 				errx(1, "%s: label %lld out of range 0..%d",
-				    a.labels_path, (long long)labels[i], g.classes - 1);
+				    a.labels_path, (long long)labels[i], lim - 1);
 		g.labels = labels;
 	}
 	if (a.mask_path) {
@@ -552,7 +675,9 @@ main(int argc, char **argv)
 		a.so.mask = mask ? mask + (size_t)i * g.d : NULL;
 		a.so.known = known ? known + (size_t)i * g.d : NULL;
 		tr.first = i;
-		if (dm_sample_run(&D, &a.so, x + (size_t)i * g.d, B, i, &bn) == -1)
+		if ((a.sds_path ? dm_sds_run(&D, &a.sds, x + (size_t)i * g.d, B,
+		    i, &bn) : dm_sample_run(&D, &a.so, x + (size_t)i * g.d, B, i,
+		    &bn)) == -1)
 			errx(1, "%s: %s", argv[optind], dm_errstr());
 		if (bn > nfe)
 			nfe = bn;
@@ -569,9 +694,15 @@ main(int argc, char **argv)
 	struct dm_tensor *tx = dm_tensor_view(DM_DTYPE_F32, m0->cfg.ndim + 1,
 	    shape, x);
 	char meta[256];
-	snprintf(meta, sizeof meta, "%s steps=%d spacing=%s nfe=%lld seed=%llu",
-	    dm_sampler_name(a.so.kind), a.so.steps, dm_spacing_name(a.so.spacing),
-	    (long long)nfe, (unsigned long long)a.com.seed);
+	if (a.sds_path)
+		snprintf(meta, sizeof meta, "sds steps=%d lr=%g t=%g,%g nfe=%lld "
+		    "seed=%llu", a.sds.steps, a.sds.lr, a.sds.t_lo, a.sds.t_hi,
+		    (long long)nfe, (unsigned long long)a.com.seed);
+	else
+		snprintf(meta, sizeof meta, "%s steps=%d spacing=%s nfe=%lld "
+		    "seed=%llu", dm_sampler_name(a.so.kind), a.so.steps,
+		    dm_spacing_name(a.so.spacing), (long long)nfe,
+		    (unsigned long long)a.com.seed);
 	if (tx == NULL || dm_tensor_set_name(tx, "x") == -1 ||
 	    dm_file_add(out, tx) == -1 || dm_file_meta_set(out, "dm.kind", "data") == -1 ||
 	    dm_file_meta_set(out, "dm.sampler", meta) == -1 ||
@@ -610,12 +741,15 @@ main(int argc, char **argv)
 	}
 	if (!a.com.quiet)
 		fprintf(stderr, "dm-sample: %lld samples, %s, %lld NFE per sample, "
-		    "%.2f s\n", (long long)N, dm_sampler_name(a.so.kind),
+		    "%.2f s\n", (long long)N, a.sds_path ? "sds" :
+		    dm_sampler_name(a.so.kind),
 		    (long long)nfe, dm_now() - t0);
 	dm_file_free(out);
 	dm_file_free(lab_file);
 	for (int k = 0; k < g.nex; k++)
 		dm_model_free(g.ex[k].m);
+	dm_model_free(g.clf);
+	free(g.cy);
 	free(g.ex); free(g.xx); free(g.x0x); free(g.epsx); free(g.yy);
 	free(g.acc0); free(g.acce);
 	free(x); free(mask); free(known); free(tr.x); free(tr.t);

@@ -48,3 +48,15 @@ PY
 # Convolution and attention on the unet's shapes: GFLOP/s and the fraction
 # of the sgemm rate, batch 64 (training) and 1 (sampling).
 "$B/bench/bench_nn" 64 1
+
+# Sampling with the default mlp (width 256): batch-1 Euler NFE/s and
+# 10 000 points x 100 Euler steps against the sgemm rate; the same in
+# PyTorch when Debian's python3-torch imports, side by side.  Threads: 2
+# (BENCH_THREADS); both sides use the same count.
+TH=${BENCH_THREADS:-2}
+"$B/bench/bench_sample" -t "$TH" | tee "$W/sample.tsv"
+if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+	/usr/bin/python3 scripts/torch_sample.py -t "$TH" "$W/sample.tsv"
+else
+	echo "# torch: python3-torch does not import; no comparison"
+fi

@@ -43,6 +43,102 @@ dm-sample -q -n 4000 --sampler heun --steps 30 -o m.st g4.st
 run dm-info -s -t x m.st
 check "sample mean near 0, std near sqrt(4.75)" "awk '\$1==\"x\" {m=\$10; s=\$11; exit !(m < 0.1 && m > -0.1 && s > 2.1 && s < 2.26)}' '$T/out'"
 
+# guidance on an exact two-class mixture, N((-0.5, 0), I) and N((0.5, 0),
+# I) with weights 1/2 (written here with its classes: gmm.classes):
+# the class-0 conditional has P(x_1 < 0) = Phi(0.5) = 0.6915
+python3 - gc.st gu.st <<'PY'
+import json, struct, sys
+def write(path, classes):
+    t = {"gmm.weights": ("F64", [2], [0.5, 0.5]),
+         "gmm.means": ("F64", [2, 2], [-0.5, 0, 0.5, 0]),
+         "gmm.covs": ("F64", [2, 2, 2], [1, 0, 0, 1, 1, 0, 0, 1])}
+    if classes:
+        t["gmm.classes"] = ("I64", [2], [0, 1])
+    head = {"__metadata__": {"dm.kind": "model", "dm.arch": "gmm",
+            "dm.prediction": "x0", "dm.schedule": "linear",
+            "dm.shape": "[2]"}}
+    data = b""
+    for name, (dt, shape, v) in t.items():
+        b = struct.pack("<%d%s" % (len(v), "d" if dt == "F64" else "q"), *v)
+        head[name] = {"dtype": dt, "shape": shape,
+                      "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    h = json.dumps(head).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+write(sys.argv[1], True)
+write(sys.argv[2], False)
+PY
+left() {	# left FILE: the fraction of samples with x_1 < 0
+	dm-info -pq -t x "$1" | awk '{n++; if ($1 < 0) l++} END {printf "%.4f\n", l / n}'
+}
+near() {	# near VALUE WANT TOL
+	awk -v v="$1" -v w="$2" -v t="$3" 'BEGIN {exit !(v - w < t && w - v < t)}'
+}
+G="-q -n 4000 --threads 1 --sampler ddpm --steps 50"
+dm-sample $G --label 0 -o c1.st gc.st
+check "conditional (w = 1): P(x < 0) = 0.6915" "near $(left c1.st) 0.6915 0.037"
+dm-sample $G --label 0 --guidance 0 -o c0.st gc.st
+check "w = 0: unconditional, 1/2" "near $(left c0.st) 0.5 0.04"
+dm-sample $G --label 0 --guidance 3 -o c3.st gc.st
+check "w = 3 sharpens toward the class" "awk 'BEGIN {exit !($(left c3.st) > 0.75)}'"
+dm-sample $G --label 1 --guidance 3 --negative 0 -o cn.st gc.st
+check "negative label pushes away from it" "awk 'BEGIN {exit !($(left cn.st) < 0.2)}'"
+dm-sample $G --classifier gc.st --label 0 -o k1.st gu.st
+check "classifier guidance, scale 1: the conditional" "near $(left k1.st) 0.6915 0.037"
+dm-sample $G --classifier gc.st --classifier-scale 3 --label 0 -o k3.st gu.st
+check "classifier scale 3 sharpens" "awk 'BEGIN {exit !($(left k3.st) > 0.75)}'"
+
+dm-info -pq -t x k1.st >k1.tsv
+dm-data gauss --dim 1 -n 4000 -o zeros.st
+python3 - <<'PY'
+import json, struct
+def labels(path, v):
+    n = len(v)
+    h = json.dumps({"y": {"dtype": "I64", "shape": [n],
+                          "data_offsets": [0, 8 * n]}}).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h +
+                           struct.pack("<%dq" % n, *v))
+labels("y0.st", [0] * 4000)
+labels("y3.st", [0, 1, 3, 0, 1])
+PY
+dm-sample $G --classifier gc.st --labels y0.st -o k1b.st gu.st
+dm-info -pq -t x k1b.st >k1b.tsv
+check "--labels all 0 equals --label 0" 'cmp -s k1.tsv k1b.tsv'
+t_err "label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 2 -o o.st gc.st
+t_err "negative label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 0 --negative 7 -o o.st gc.st
+t_err "labels file outside the classes" 1 'label 3 out of range 0\.\.1' dm-sample -n 5 --labels y3.st -o o.st gc.st
+t_err "x1 of the wrong shape" 1 'rows of the model' dm-sample --x1 zeros.st -o o.st gc.st
+
+# a tiny trained classifier of the 2-component mixture (means (3, 0) and
+# (-3, 0), labels = components) guides the exact unconditional denoiser
+dm-data gmm --k 2 --dim 2 -n 1000 -o d2.st
+dm-data gmm --k 2 --dim 2 --model --schedule linear -o g2.st
+dm-data gmm --k 2 --dim 3 --model --schedule linear -o g3.st
+dm-train -q --threads 1 --objective classifier --schedule linear \
+    --arch-opts width=32,depth=1 --steps 200 --batch 64 -o clf.st d2.st
+dm-sample $G -n 500 --sampler euler --steps 20 --classifier clf.st \
+    --classifier-scale 3 --label 1 -o t1.st g2.st
+check "trained classifier: label 1 (x < 0) wins" "awk 'BEGIN {exit !($(left t1.st) > 0.75)}'"
+t_err "classifier label out of range" 1 'classifier has 2 classes' dm-sample -n 5 --classifier clf.st --label 2 -o o.st g2.st
+t_err "a denoiser is not a classifier" 1 'not a classifier' dm-sample -n 5 --classifier gu.st --label 0 -o o.st g2.st
+t_err "classifier of another shape" 1 'data shape differs' dm-sample -n 5 --classifier clf.st --label 0 -o o.st g3.st
+t_usage "classifier without a label" 'needs a target class' dm-sample --classifier clf.st g2.st
+t_err "classifier of another schedule" 1 'schedule .* differs' dm-sample -n 5 --classifier clf.st --label 0 -o o.st g4.st
+
+# score distillation: points from N(0, I) end at the modes of 4 narrow
+# components (std 0.2) on the circle of radius 3
+dm-data gmm --k 4 --dim 2 --std 0.2 --model --schedule rf -o g4s.st
+dm-data gauss --dim 2 -n 40 --seed 3 -o init.st
+dm-sample -q --threads 1 --sds init.st --sds-t 0.02,0.3 -o sds.st g4s.st
+t_out "sds keeps the shape" '\[40, 2\]' dm-info sds.st
+dm-info -pq -t x sds.st >sds.tsv
+check "sds: every point within 0.1 of a mean" "awk '{a = (\$1 < 0 ? -\$1 : \$1); b = (\$2 < 0 ? -\$2 : \$2); if (a < b) {t = a; a = b; b = t}; if ((a - 3)^2 + b^2 > 0.01) bad++} END {exit bad > 0}' sds.tsv"
+t_usage "sds with --x1" 'no --x1' dm-sample --sds init.st --x1 init.st g4.st
+t_usage "bad --sds-t" 'sds-t' dm-sample --sds init.st --sds-t 0.5,0.2 g4.st
+t_err "sds start of the wrong shape" 1 'rows of the model' dm-sample --sds data.st -o o.st g3.st
+
 # errors
 t_usage "unknown sampler" 'unknown sampler' dm-sample --sampler plms g4.st
 t_exit "steps 0" 2 dm-sample --steps 0 g4.st
