@@ -60,3 +60,48 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 else
 	echo "# torch: python3-torch does not import; no comparison"
 fi
+
+# Training and sampling (bench_train), each workload in its own process, and
+# the same workloads in PyTorch (scripts/torch_bench.py) run right after it
+# when /usr/bin/python3 has torch, so each ratio compares back-to-back runs.
+# GFLOP/s counts the GEMM and convolution FLOPs (backward = weight and
+# input gradients); "of sgemm" divides by the 1024^3 sgemm rate measured
+# in the same process.  Memory: peak RSS of the process, and above its
+# start (PyTorch's start holds the torch runtime).  BENCH_SECS: seconds of
+# timing per workload and side (default 3).
+/usr/bin/python3 - "$B" "${BENCH_SECS:-3}" <<'PY'
+import subprocess, sys
+b, secs = sys.argv[1], sys.argv[2]
+try:
+    subprocess.run(["/usr/bin/python3", "-c", "import torch"], check=True,
+                   stderr=subprocess.DEVNULL)
+    torch = True
+except (OSError, subprocess.CalledProcessError):
+    torch = False
+rows = [("mlp256", "train mlp w256 B1024 flow"),
+        ("mlp1024", "train mlp w1024 B1024 flow"),
+        ("unet", "train unet 28x28 ch32 B64 eps"),
+        ("unet-nfe1", "sample unet B1"),
+        ("unet-nfe256", "sample unet B256"),
+        ("mlp-nfe1", "sample mlp w256 B1")]
+def run(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out.stdout.split("\t")
+print("workload\tdm rate\tunit\tGFLOP/s\tof sgemm\tsgemm GFLOP/s\t"
+      "peak MiB (above start)" + ("\ttorch rate\tdm/torch\ttorch peak MiB "
+      "(above start)" if torch else ""))
+for w, what in rows:
+    d = run([b + "/bench/bench_train", "-s", secs, w])
+    line = "%s\t%.4g\t%s\t%s\t%.0f%%\t%s\t%.0f (%.0f)" % (
+        what, float(d[1]), d[2], d[3], 100 * float(d[4]), d[5],
+        float(d[6]), float(d[6]) - float(d[7]))
+    if w == "unet-nfe1":
+        line += "  [%.2f ms/NFE]" % (1e3 / float(d[1]))
+    if torch:
+        p = run(["/usr/bin/python3", "scripts/torch_bench.py", "-s", secs,
+                 w])
+        line += "\t%.4g\t%.2fx\t%.0f (%.0f)" % (
+            float(p[1]), float(d[1]) / float(p[1]), float(p[6]),
+            float(p[6]) - float(p[7]))
+    print(line, flush=True)
+PY
