@@ -21,6 +21,12 @@ enum {
 	OPT_CKPT_EVERY,
 	OPT_CLASSES,
 	OPT_CLIP,
+	OPT_CM,
+	OPT_CM_LOSS,
+	OPT_CM_SIGMA,
+	OPT_CM_STEPS,
+	OPT_CM_TARGET,
+	OPT_CM_WEIGHT,
 	OPT_COUPLING,
 	OPT_EMA,
 	OPT_INIT,
@@ -217,6 +223,12 @@ parse_opts(struct opts *o, int argc, char **argv)
 		{"ckpt-every", required_argument, NULL, OPT_CKPT_EVERY},
 		{"classes", required_argument, NULL, OPT_CLASSES},
 		{"clip", required_argument, NULL, OPT_CLIP},
+		{"cm", required_argument, NULL, OPT_CM},
+		{"cm-loss", required_argument, NULL, OPT_CM_LOSS},
+		{"cm-sigma", required_argument, NULL, OPT_CM_SIGMA},
+		{"cm-steps", required_argument, NULL, OPT_CM_STEPS},
+		{"cm-target", required_argument, NULL, OPT_CM_TARGET},
+		{"cm-weight", required_argument, NULL, OPT_CM_WEIGHT},
 		{"coupling", required_argument, NULL, OPT_COUPLING},
 		{"ema", required_argument, NULL, OPT_EMA},
 		{"help", no_argument, NULL, 'h'},
@@ -248,7 +260,8 @@ parse_opts(struct opts *o, int argc, char **argv)
 		{"weighting", required_argument, NULL, OPT_WEIGHTING},
 		{NULL, 0, NULL, 0}
 	};
-	int ch, r, objective_set = 0;
+	int ch, r, objective_set = 0, ncm = 0;
+	const char *cm_key[8], *cm_val[8], *cm_preset = NULL;
 
 	dm_train_opts_defaults(&o->t);
 	dm_common_init(&o->com);
@@ -307,6 +320,23 @@ parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_CLIP:
 			if (dm_parse_double(a, 0, 1e30, &o->t.clip) == -1)
 				errx(2, "--clip: %s", dm_errstr());
+			break;
+		case OPT_CM:
+			if (strcmp(a, "improved") != 0 && strcmp(a, "original") != 0)
+				errx(2, "--cm: '%s' is not improved or original", a);
+			cm_preset = a;
+			break;
+		case OPT_CM_LOSS:
+		case OPT_CM_SIGMA:
+		case OPT_CM_STEPS:
+		case OPT_CM_TARGET:
+		case OPT_CM_WEIGHT:
+			if (ncm == 8)
+				errx(2, "too many --cm-* options");
+			cm_key[ncm] = ch == OPT_CM_LOSS ? "loss" : ch == OPT_CM_SIGMA ?
+			    "sigma" : ch == OPT_CM_STEPS ? "steps" : ch ==
+			    OPT_CM_TARGET ? "target" : "weight";
+			cm_val[ncm++] = a;
 			break;
 		case OPT_COUPLING:
 			if (strcmp(a, "independent") != 0)
@@ -404,6 +434,15 @@ parse_opts(struct opts *o, int argc, char **argv)
 		}
 	}
 	o->t.seed = o->com.seed;
+	/* a preset first, then the single options over it */
+	if (cm_preset != NULL)
+		dm_cm_opts_preset(&o->t.cm, strcmp(cm_preset, "improved") == 0);
+	for (int i = 0; i < ncm; i++)
+		if (dm_cm_opts_parse(&o->t.cm, cm_key[i], cm_val[i]) == -1)
+			errx(2, "--cm-%s: %s", cm_key[i], dm_errstr());
+	if ((cm_preset != NULL || ncm > 0) &&
+	    o->t.objective != DM_OBJECTIVE_CONSISTENCY)
+		errx(2, "--cm options need --objective consistency");
 	if (argc - optind != 1)
 		usage_error(argc - optind ? "one data file only" :
 		    "no data file", NULL);
@@ -430,9 +469,12 @@ parse_opts(struct opts *o, int argc, char **argv)
 		o->classes = -1;
 	if (o->schedule == NULL)
 		o->schedule = o->t.objective == DM_OBJECTIVE_FLOW ? "rf" :
-		    "linear";
+		    o->t.objective == DM_OBJECTIVE_CONSISTENCY ? "edm" : "linear";
 	if (o->base != NULL && !objective_set)
 		o->t.objective = (enum dm_objective)-1;	/* the base's */
+	if (o->t.objective == DM_OBJECTIVE_CONSISTENCY && (o->val != NULL ||
+	    o->val_frac > 0))
+		errx(2, "--objective consistency has no validation loss");
 }
 
 /* x0 of train rows then val rows in one array, so that rows index both. */
@@ -574,7 +616,10 @@ main(int argc, char **argv)
 	dm_model_config_defaults(&cfg, o.arch, D.ndim, D.shape);
 	if (o.t.objective == DM_OBJECTIVE_CLASSIFIER)
 		cfg.head = DM_HEAD_CLASSIFIER;
-	else
+	else if (o.t.objective == DM_OBJECTIVE_CONSISTENCY) {
+		cfg.pred = DM_PRED_X0;
+		cfg.cm = 1;
+	} else
 		cfg.pred = (enum dm_pred)o.t.objective;
 	snprintf(cfg.schedule, sizeof cfg.schedule, "%s", canon);
 	cfg.classes = K;

@@ -23,5 +23,6 @@
 #include "dm_model.h"
 #include "dm_train.h"
 #include "dm_lora.h"
+#include "dm_reflow.h"
 
 #endif

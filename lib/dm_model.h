@@ -45,6 +45,11 @@ struct dm_model_config {
 	int attn;                    /* self-attention at the lowest resolution */
 	int heads;                   /* attention heads */
 	int groups;                  /* GroupNorm groups */
+	/* consistency parameterisation (SPEC §8), any arch: the output is
+	 * f = c_skip x_ve + c_out F(c_in x_ve, t) with x_ve = x / alpha_t,
+	 * sigma = sigma_t / alpha_t, so f(x, sigma_min) = x exactly */
+	int cm;                      /* 1 = on (config "cm=1") */
+	double sigma_data;           /* sigma_d: 0.5 */
 };
 
 /* Defaults for an arch and data shape (mlp: width 256, depth 3, temb 64;
@@ -79,6 +84,8 @@ struct dm_model {
 	struct dm_gmm gmm;           /* arch gmm */
 	uint64_t dropout_seed;       /* dropout masks: (seed, step, element) */
 	uint64_t dropout_step;
+	float *cm_buf;               /* cm: input, gradient, coefficients */
+	int cm_cap;
 };
 
 /* A new model with parameters initialized like PyTorch's defaults
@@ -133,5 +140,13 @@ int dm_model_class_grad(struct dm_model *m, float *grad, double *logp,
 int dm_model_classifier_guidance(struct dm_model *clf, double scale,
     const struct dm_sched_point *p, float *x0, float *eps, const float *x,
     const int64_t *y, int B);
+/* The consistency parameterisation's coefficients at VE noise level sigma
+ * (Song et al. 2023): c_skip = sigma_d^2 / ((sigma - sigma_min)^2 +
+ * sigma_d^2), c_out = sigma_d (sigma - sigma_min) / sqrt(sigma_d^2 +
+ * sigma^2), c_in = 1 / sqrt(sigma^2 + sigma_d^2). */
+void dm_cm_coeffs(double sigma, double sigma_min, double sigma_d,
+    double *c_skip, double *c_out, double *c_in);
+/* sigma_min of a model's schedule: sigma_t / alpha_t at t_min. */
+double dm_cm_sigma_min(const struct dm_schedule *s);
 
 #endif

@@ -36,6 +36,7 @@ enum dm_objective {
 	DM_OBJECTIVE_FLOW = DM_PRED_FLOW,
 	DM_OBJECTIVE_SCORE = DM_PRED_SCORE,
 	DM_OBJECTIVE_CLASSIFIER,
+	DM_OBJECTIVE_CONSISTENCY,  /* consistency training (dm_reflow.h) */
 	DM_OBJECTIVE_COUNT
 };
 const char *dm_objective_name(enum dm_objective o);
@@ -44,7 +45,8 @@ int dm_objective_parse(const char *name, enum dm_objective *out);
 enum dm_tsampling {
 	DM_TSAMPLING_UNIFORM,      /* t ~ U(0, 1) */
 	DM_TSAMPLING_DISCRETE,     /* t = i / T, i ~ U{1..T} (T = 1000 if continuous) */
-	DM_TSAMPLING_LOGIT_NORMAL  /* t = sigmoid(m + s z), z ~ N(0, 1) */
+	DM_TSAMPLING_LOGIT_NORMAL, /* t = sigmoid(m + s z), z ~ N(0, 1) */
+	DM_TSAMPLING_FIXED         /* t = t_fixed (one-step distillation) */
 };
 enum dm_weighting {
 	DM_WEIGHTING_AUTO,         /* score: sigma^2, else uniform */
@@ -55,6 +57,23 @@ enum dm_weighting {
 	DM_WEIGHTING_TRUNC_SNR     /* x0-form weight max(SNR, 1) */
 };
 enum dm_lr_schedule { DM_LR_COSINE, DM_LR_CONSTANT };
+
+/* Consistency training (SPEC §8; Song et al. 2023, "original"; Song &
+ * Dhariwal 2023, "improved"): the target network, the distance, how the
+ * noise level index is drawn, and the discretization curriculum N(k). */
+enum dm_cm_target { DM_CM_TARGET_SG, DM_CM_TARGET_EMA };
+enum dm_cm_curriculum { DM_CM_DOUBLING, DM_CM_SQRT, DM_CM_FIXED };
+struct dm_cm_opts {
+	enum dm_cm_target target;    /* sg (improved) or ema (original) */
+	double mu0;                  /* ema: mu(k) = exp(s0 ln mu0 / N(k)) */
+	int huber;                   /* 1: pseudo-Huber, 0: L2 */
+	double huber_c;              /* < 0: 0.00054 sqrt(d) */
+	int lognormal;               /* 1: lognormal index draw, 0: uniform */
+	double p_mean, p_std;        /* -1.1, 2.0 */
+	enum dm_cm_curriculum curriculum;
+	int s0, s1;                  /* N(k) from s0 + 1 to s1 + 1 */
+	int weight;                  /* 1: lambda = 1 / (sigma_{n+1} - sigma_n) */
+};
 
 struct dm_train_opts {
 	enum dm_objective objective;
@@ -73,9 +92,11 @@ struct dm_train_opts {
 	double clip;                 /* global-norm clip, 0 = off: 1 */
 	double ema;                  /* EMA decay: 0.999 */
 	uint64_t seed;
+	double t_fixed;              /* tsampling fixed: this t */
+	struct dm_cm_opts cm;        /* objective consistency */
 };
 void dm_train_opts_defaults(struct dm_train_opts *o);
-/* "uniform", "discrete", "logit-normal[:m,s]". */
+/* "uniform", "discrete", "logit-normal[:m,s]", "fixed:t". */
 int dm_tsampling_parse(const char *s, struct dm_train_opts *o);
 /* "uniform", "sigma2", "snr", "min-snr[:gamma]", "trunc-snr". */
 int dm_weighting_parse(const char *s, struct dm_train_opts *o);
@@ -147,6 +168,7 @@ struct dm_trainer {
 	double *rowloss;
 	int64_t *y, *idx;             /* labels, data rows */
 	struct dm_lora *lora;         /* borrowed: train only its factors */
+	struct dm_cm_state *cm;         /* objective consistency */
 };
 /* Checks the data against the model and options; copies opts and data. */
 struct dm_trainer *dm_trainer_new(struct dm_model *m,

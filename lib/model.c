@@ -56,6 +56,7 @@ dm_model_config_defaults(struct dm_model_config *c, enum dm_arch arch,
 	c->attn = 1;
 	c->heads = 4;
 	c->groups = 8;
+	c->sigma_data = 0.5;
 	c->nlevels = 3;
 	for (int i = 0; i < DM_UNET_MAX_LEVELS; i++)
 		c->mult[i] = 1 << (i < 3 ? i : 2);
@@ -98,6 +99,11 @@ parse_key(struct dm_model_config *c, const char *key, const char *val,
 			    val);
 		return 0;
 	}
+	if (strcmp(key, "sigma_data") == 0) {
+		if (dm_parse_double(val, 1e-6, 1e6, &c->sigma_data) == -1)
+			return -1;
+		return 0;
+	}
 	if (strcmp(key, "mult") == 0) {
 		if (dm_parse_int(val, 1, 64, &v) == -1)
 			return -1;
@@ -119,6 +125,7 @@ parse_key(struct dm_model_config *c, const char *key, const char *val,
 		{"attn", offsetof(struct dm_model_config, attn), 0, 1},
 		{"heads", offsetof(struct dm_model_config, heads), 1, 1024},
 		{"groups", offsetof(struct dm_model_config, groups), 1, 4096},
+		{"cm", offsetof(struct dm_model_config, cm), 0, 1},
 	};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		if (strcmp(key, keys[i].name) == 0) {
@@ -128,7 +135,8 @@ parse_key(struct dm_model_config *c, const char *key, const char *val,
 			return 0;
 		}
 	return dm_seterr("unknown model option '%s' (width, depth, temb, ch, "
-	    "mult, nres, attn, heads, groups, dropout, head)", key);
+	    "mult, nres, attn, heads, groups, dropout, head, cm, sigma_data)",
+	    key);
 }
 
 int
@@ -201,6 +209,8 @@ dm_model_config_format(const struct dm_model_config *c, char *buf, size_t n)
 	}
 	appendf(buf, n, &k, ",dropout=%.9g,head=%s", (double)c->dropout,
 	    c->head == DM_HEAD_CLASSIFIER ? "classifier" : "field");
+	if (c->cm)
+		appendf(buf, n, &k, ",cm=1,sigma_data=%.9g", c->sigma_data);
 	if (k >= n)
 		return dm_seterr("config text does not fit in %zu bytes", n);
 	return 0;
@@ -584,6 +594,7 @@ dm_model_free(struct dm_model *m)
 		free(m->impl);
 	dm_gmm_free(&m->gmm);
 	dm_schedule_free(&m->sched);
+	free(m->cm_buf);
 	free(m->param);
 	free(m->params);
 	free(m->grads);
@@ -608,8 +619,146 @@ dm_model_out_size(const struct dm_model *m)
 	return dm_model_in_size(m);
 }
 
+/* Consistency parameterisation */
+
+void
+dm_cm_coeffs(double sigma, double sigma_min, double sigma_d, double *c_skip,
+    double *c_out, double *c_in)
+{
+	double ds = sigma - sigma_min, d2 = sigma_d * sigma_d;
+
+	*c_skip = d2 / (ds * ds + d2);
+	*c_out = sigma_d * ds / sqrt(d2 + sigma * sigma);
+	*c_in = 1 / sqrt(sigma * sigma + d2);
+}
+
+double
+dm_cm_sigma_min(const struct dm_schedule *s)
+{
+	struct dm_sched_point p;
+
+	dm_schedule_at(s, s->t_min, &p);
+	return p.sigma / p.alpha;
+}
+
+/* cm_buf: [cap d] network input, [cap d] network output gradient, then
+ * per row c_skip / alpha, c_out, c_in / alpha. */
+static int
+cm_reserve(struct dm_model *m, int B)
+{
+	size_t d = dm_model_in_size(m), n;
+
+	if (B <= m->cm_cap)
+		return 0;
+	if (dm_mul_size(d, 2, &n) == -1 || dm_add_size(n, 3, &n) == -1 ||
+	    dm_mul_size(n, (size_t)B, &n) == -1 ||
+	    dm_mul_size(n, sizeof(float), &n) == -1)
+		return -1;
+	free(m->cm_buf);
+	m->cm_cap = 0;
+	if ((m->cm_buf = dm_malloc(n)) == NULL)
+		return -1;
+	m->cm_cap = B;
+	return 0;
+}
+
+static float *
+cm_coef(const struct dm_model *m)
+{
+	return m->cm_buf + 2 * (size_t)m->cm_cap * dm_model_in_size(m);
+}
+
+/* The network's input c_in x / alpha for rows x at times t. */
+static const float *
+cm_input(struct dm_model *m, const float *x, const float *t, int B)
+{
+	size_t d = dm_model_in_size(m);
+	double smin = dm_cm_sigma_min(&m->sched);
+	float *xin = m->cm_buf, *c = cm_coef(m);
+
+	for (int b = 0; b < B; b++) {
+		struct dm_sched_point p;
+		double cs, co, ci;
+		dm_schedule_at(&m->sched, t[b], &p);
+		dm_cm_coeffs(p.sigma / p.alpha, smin, m->cfg.sigma_data, &cs,
+		    &co, &ci);
+		c[3 * b] = (float)(cs / p.alpha);
+		c[3 * b + 1] = (float)co;
+		c[3 * b + 2] = (float)(ci / p.alpha);
+		for (size_t k = 0; k < d; k++)
+			xin[(size_t)b * d + k] = c[3 * b + 2] *
+			    x[(size_t)b * d + k];
+	}
+	return xin;
+}
+
+/* out = c_skip x / alpha + c_out F. */
+static void
+cm_output(const struct dm_model *m, float *out, const float *x, int B)
+{
+	size_t d = dm_model_in_size(m);
+	const float *c = cm_coef(m);
+
+	for (int b = 0; b < B; b++)
+		for (size_t k = 0; k < d; k++) {
+			size_t i = (size_t)b * d + k;
+			out[i] = c[3 * b] * x[i] + c[3 * b + 1] * out[i];
+		}
+}
+
+static int net_forward(struct dm_model *m, float *out, const float *x,
+    const float *t, const int64_t *y, int B, int train);
+static int net_backward(struct dm_model *m, float *dx, const float *dout);
+
 int
 dm_model_forward(struct dm_model *m, float *out, const float *x,
+    const float *t, const int64_t *y, int B, int train)
+{
+	if (!m->cfg.cm || m->cfg.arch == DM_ARCH_GMM ||
+	    m->cfg.head != DM_HEAD_FIELD)
+		return net_forward(m, out, x, t, y, B, train);
+	if (B < 1)
+		return dm_seterr("model: batch of %d", B);
+	if (cm_reserve(m, B) == -1)
+		return -1;
+	if (net_forward(m, out, cm_input(m, x, t, B), t, y, B, train) == -1)
+		return -1;
+	cm_output(m, out, x, B);
+	return 0;
+}
+
+int
+dm_model_backward(struct dm_model *m, float *dx, const float *dout)
+{
+	struct dm_acts *a = m->impl;
+	size_t d = dm_model_in_size(m);
+	float *dnet;
+	const float *c;
+
+	if (!m->cfg.cm || m->cfg.arch == DM_ARCH_GMM ||
+	    m->cfg.head != DM_HEAD_FIELD)
+		return net_backward(m, dx, dout);
+	if (a == NULL || !a->trained || m->cm_cap < a->B)
+		return dm_seterr("model: backward needs a forward with train = 1");
+	dnet = m->cm_buf + (size_t)m->cm_cap * d;
+	c = cm_coef(m);
+	for (int b = 0; b < a->B; b++)
+		for (size_t k = 0; k < d; k++)
+			dnet[(size_t)b * d + k] = c[3 * b + 1] *
+			    dout[(size_t)b * d + k];
+	if (net_backward(m, dx, dnet) == -1)
+		return -1;
+	if (dx != NULL)
+		for (int b = 0; b < a->B; b++)
+			for (size_t k = 0; k < d; k++) {
+				size_t i = (size_t)b * d + k;
+				dx[i] = c[3 * b + 2] * dx[i] + c[3 * b] * dout[i];
+			}
+	return 0;
+}
+
+static int
+net_forward(struct dm_model *m, float *out, const float *x,
     const float *t, const int64_t *y, int B, int train)
 {
 	struct dm_acts *a;
@@ -639,8 +788,8 @@ dm_model_forward(struct dm_model *m, float *out, const float *x,
 	return 0;
 }
 
-int
-dm_model_backward(struct dm_model *m, float *dx, const float *dout)
+static int
+net_backward(struct dm_model *m, float *dx, const float *dout)
 {
 	struct dm_acts *a = m->impl;
 	size_t n;

@@ -8,10 +8,11 @@
 #include "dm_base.h"
 #include "dm_cli.h"
 #include "dm_rng.h"
+#include "dm_reflow.h"
 #include "dm_train.h"
 
 static const char *objective_names[DM_OBJECTIVE_COUNT] = {
-	"eps", "x0", "v", "flow", "score", "classifier"
+	"eps", "x0", "v", "flow", "score", "classifier", "consistency"
 };
 
 const char *
@@ -29,7 +30,7 @@ dm_objective_parse(const char *name, enum dm_objective *out)
 			return 0;
 		}
 	return dm_seterr("unknown objective '%s' (eps, x0, v, flow, score, "
-	    "classifier)", name);
+	    "classifier, consistency)", name);
 }
 
 void
@@ -55,6 +56,7 @@ dm_train_opts_defaults(struct dm_train_opts *o)
 	o->clip = 1;
 	o->ema = 0.999;
 	o->seed = 0;
+	dm_cm_opts_preset(&o->cm, 1);
 }
 
 /* "name" or "name:args": returns the args or NULL; 0 if name does not match. */
@@ -78,6 +80,11 @@ dm_tsampling_parse(const char *s, struct dm_train_opts *o)
 		o->tsampling = DM_TSAMPLING_UNIFORM;
 	else if (match(s, "discrete", &a) && a == NULL)
 		o->tsampling = DM_TSAMPLING_DISCRETE;
+	else if (match(s, "fixed", &a) && a != NULL) {
+		if (dm_parse_double(a, 0, 1, &o->t_fixed) == -1)
+			return dm_errctx("fixed:T: ");
+		o->tsampling = DM_TSAMPLING_FIXED;
+	}
 	else if (match(s, "logit-normal", &a)) {
 		double v[2] = {0, 1};
 		int n = 2;
@@ -92,7 +99,7 @@ dm_tsampling_parse(const char *s, struct dm_train_opts *o)
 		o->ln_s = v[1];
 	} else
 		return dm_seterr("unknown t sampling '%s' (uniform, discrete, "
-		    "logit-normal[:m,s])", s);
+		    "logit-normal[:m,s], fixed:t)", s);
 	return 0;
 }
 
@@ -124,7 +131,8 @@ dm_weighting_parse(const char *s, struct dm_train_opts *o)
 int
 dm_train_opts_format(const struct dm_train_opts *o, char *buf, size_t n)
 {
-	static const char *ts[] = {"uniform", "discrete", "logit-normal"};
+	static const char *ts[] = {"uniform", "discrete", "logit-normal",
+	    "fixed"};
 	static const char *ws[] = {"auto", "uniform", "sigma2", "snr",
 	    "min-snr", "trunc-snr"};
 	int k = snprintf(buf, n, "objective=%s,t=%s,ln_m=%.17g,ln_s=%.17g,"
@@ -137,6 +145,11 @@ dm_train_opts_format(const struct dm_train_opts *o, char *buf, size_t n)
 	    (long long)o->warmup,
 	    o->lr_schedule == DM_LR_COSINE ? "cosine" : "constant", o->clip,
 	    o->ema, (unsigned long long)o->seed);
+	if (k >= 0 && (size_t)k < n && o->tsampling == DM_TSAMPLING_FIXED)
+		k += snprintf(buf + k, n - (size_t)k, ",t_fixed=%.17g",
+		    o->t_fixed);
+	if (k >= 0 && (size_t)k < n && o->objective == DM_OBJECTIVE_CONSISTENCY)
+		k += dm_cm_opts_format(&o->cm, buf + k, n - (size_t)k);
 	if (k < 0 || (size_t)k >= n)
 		return dm_seterr("training options do not fit in %zu bytes", n);
 	return 0;
@@ -217,6 +230,9 @@ dm_train_draw_t(const struct dm_train_opts *o, const struct dm_schedule *s,
 		t = (i > T ? T : i) / T;
 		break;
 	}
+	case DM_TSAMPLING_FIXED:
+		t = o->t_fixed;
+		break;
 	case DM_TSAMPLING_LOGIT_NORMAL: {
 		double z[1];
 		dm_rng_normal_f64(z, 1, seed, stream, 0);

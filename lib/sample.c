@@ -462,14 +462,20 @@ step_em(struct run *r, int k, double t, double s, float *x)
 	return 0;
 }
 
-/* Multistep consistency sampling: x = f(x, t_0); then for each later grid
- * point tau > 0: x_tau = alpha_tau x + sigma_tau z, x = f(x_tau, tau). */
+/* Multistep consistency sampling: x = f(sigma_{t_0} x, t_0) (the standard
+ * normal start scaled to the noise level of t_0: 80 on edm, 1 on VP and
+ * rf); then for each later grid point tau > 0: x_tau = alpha_tau x +
+ * sigma_tau z, x = f(x_tau, tau). */
 static int
 step_consistency(struct run *r, int k, double t, double s, float *x)
 {
 	struct dm_sched_point p;
 
-	if (k > 0) {
+	if (k == 0) {
+		double sg = dm_schedule_sigma(r->s, t);
+		for (size_t i = 0; i < r->n; i++)
+			x[i] = (float)(sg * x[i]);
+	} else {
 		dm_schedule_at(r->s, t, &p);
 		step_noise(r, k, DM_NOISE_STEP);
 		combine(x, r->n, p.alpha, r->x0, 0, r->eps, 0, r->z, p.sigma);

@@ -10,6 +10,7 @@
 #include "dm_base.h"
 #include "dm_cli.h"
 #include "dm_lora.h"
+#include "dm_reflow.h"
 #include "dm_rng.h"
 #include "dm_train.h"
 
@@ -92,6 +93,14 @@ check_data(const struct dm_model *m, const struct dm_train_opts *o,
 		if (d->x1 != NULL || d->src != NULL)
 			return dm_seterr("the classifier objective takes no "
 			    "source");
+	} else if (o->objective == DM_OBJECTIVE_CONSISTENCY) {
+		if (m->cfg.head != DM_HEAD_FIELD || !m->cfg.cm ||
+		    m->cfg.pred != DM_PRED_X0 || K > 0)
+			return dm_seterr("the consistency objective needs an "
+			    "unconditional x0 model with cm=1");
+		if (d->x1 != NULL || d->src != NULL)
+			return dm_seterr("the consistency objective takes no "
+			    "source");
 	} else if (m->cfg.head != DM_HEAD_FIELD ||
 	    (int)m->cfg.pred != (int)o->objective)
 		return dm_seterr("the model predicts %s, the objective is %s",
@@ -148,6 +157,7 @@ dm_trainer_free(struct dm_trainer *tr)
 	if (tr == NULL)
 		return;
 	free_batch(tr);
+	dm_distill_free(tr->cm);
 	free(tr->adam_m);
 	free(tr->adam_v);
 	free(tr->ema);
@@ -317,6 +327,8 @@ dm_trainer_step(struct dm_trainer *tr)
 	uint64_t g0 = (uint64_t)tr->step * (uint64_t)B;
 	double loss = 0;
 
+	if (tr->cm != NULL || tr->o.objective == DM_OBJECTIVE_CONSISTENCY)
+		return dm_distill_step(tr);
 	for (int j = 0; j < B; j++)
 		tr->idx[j] = train_row(tr, g0 + (uint64_t)j);
 	make_batch(tr, B, g0, 1);
@@ -372,6 +384,9 @@ dm_trainer_eval(struct dm_trainer *tr, const int64_t *rows, int64_t n,
 	double sum = 0;
 	int rc = 0;
 
+	if (tr->cm != NULL || tr->o.objective == DM_OBJECTIVE_CONSISTENCY)
+		return dm_seterr("no validation loss for distillation and "
+		    "consistency training");
 	if ((keep = dm_malloc(nb ? nb : 1)) == NULL)
 		return -1;
 	memcpy(keep, m->params, nb);
@@ -455,6 +470,9 @@ dm_trainer_checkpoint(const struct dm_trainer *tr, const char *fingerprint,
 	    add_flat(f, "train.adam_v", tr->adam_v, np) == -1 ||
 	    add_flat(f, "train.ema", tr->ema, np) == -1)
 		return -1;
+	const float *cmt = dm_distill_target((struct dm_trainer *)tr);
+	if (cmt != NULL && add_flat(f, "train.cm_target", cmt, m->nparams) == -1)
+		return -1;
 	if ((st = dm_tensor_new_dtype(DM_DTYPE_F64, 1, one)) == NULL)
 		return -1;
 	((double *)st->data)[0] = tr->loss_ema;
@@ -514,6 +532,13 @@ dm_trainer_restore(struct dm_trainer *tr, const char *fingerprint,
 	memcpy(tr->adam_m, am, n * sizeof *am);
 	memcpy(tr->adam_v, av, n * sizeof *av);
 	memcpy(tr->ema, ema, n * sizeof *ema);
+	float *cmt = dm_distill_target(tr);
+	if (cmt != NULL) {
+		const float *c = get_flat(f, "train.cm_target", n);
+		if (c == NULL)
+			return -1;
+		memcpy(cmt, c, n * sizeof *c);
+	}
 	tr->loss_ema = ((double *)st->data)[0];
 	tr->loss = ((double *)st->data)[1];
 	tr->step = step;
