@@ -22,5 +22,6 @@
 #include "dm_sample.h"
 #include "dm_model.h"
 #include "dm_train.h"
+#include "dm_eval.h"
 
 #endif
