@@ -24,5 +24,6 @@
 #include "dm_train.h"
 #include "dm_lora.h"
 #include "dm_reflow.h"
+#include "dm_eval.h"
 
 #endif

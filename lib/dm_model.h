@@ -110,6 +110,14 @@ int dm_model_forward(struct dm_model *m, float *out, const float *x,
  * guidance, SDS). */
 int dm_model_backward(struct dm_model *m, float *dx, const float *dout);
 void dm_model_zero_grad(struct dm_model *m);
+/* A classifier's penultimate features: the vector its last linear layer
+ * reads (unet: the pooled channels; mlp: the last hidden layer).  Size per
+ * sample, 0 for models without them (field-head unet, gmm). */
+size_t dm_model_feature_size(const struct dm_model *m);
+/* Forward (train = 0) with logits into out (B, out) and the features into
+ * feat (B, dm_model_feature_size). */
+int dm_model_features(struct dm_model *m, float *feat, float *out,
+    const float *x, const float *t, const int64_t *y, int B);
 
 /* Files: a model file holds the weights (named tensors) and metadata
  * dm.kind=model, dm.arch, dm.config, dm.prediction, dm.schedule, dm.shape,

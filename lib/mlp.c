@@ -275,3 +275,14 @@ dm_mlp_free(struct dm_model *m)
 	free(n);
 	m->impl = NULL;
 }
+
+/* The output layer's input SiLU(out_norm(h)) (B, width) of the last
+ * forward. */
+const float *
+dm_mlp_features(const struct dm_model *m, size_t *dim)
+{
+	const struct mlp *n = m->impl;
+
+	*dim = (size_t)n->W;
+	return n->os;
+}

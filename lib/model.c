@@ -788,6 +788,38 @@ net_forward(struct dm_model *m, float *out, const float *x,
 	return 0;
 }
 
+size_t
+dm_model_feature_size(const struct dm_model *m)
+{
+	const struct dm_model_config *c = &m->cfg;
+
+	if (c->arch == DM_ARCH_MLP)
+		return (size_t)c->width;
+	if (c->arch == DM_ARCH_UNET && c->head == DM_HEAD_CLASSIFIER)
+		return (size_t)c->ch * (size_t)c->mult[c->nlevels - 1];
+	return 0;
+}
+
+int
+dm_model_features(struct dm_model *m, float *feat, float *out,
+    const float *x, const float *t, const int64_t *y, int B)
+{
+	const float *f;
+	size_t dim = 0;
+
+	if (dm_model_feature_size(m) == 0)
+		return dm_seterr("model: only classifiers and mlps have "
+		    "penultimate features");
+	if (dm_model_forward(m, out, x, t, y, B, 0) == -1)
+		return -1;
+	f = m->cfg.arch == DM_ARCH_MLP ? dm_mlp_features(m, &dim) :
+	    dm_unet_features(m, &dim);
+	if (f == NULL || dim != dm_model_feature_size(m))
+		return dm_seterr("model: no features");
+	memcpy(feat, f, (size_t)B * dim * sizeof(float));
+	return 0;
+}
+
 static int
 net_backward(struct dm_model *m, float *dx, const float *dout)
 {

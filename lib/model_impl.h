@@ -76,6 +76,8 @@ int dm_mlp_forward(struct dm_model *m, float *out, const float *x,
     const float *t, const int64_t *y, int B, int train);
 void dm_mlp_backward(struct dm_model *m, float *dx, const float *dout);
 void dm_mlp_free(struct dm_model *m);
+/* The input of the last linear layer in the last forward, (B, *dim). */
+const float *dm_mlp_features(const struct dm_model *m, size_t *dim);
 
 int dm_unet_build(struct dm_model *m, struct dm_pbuild *pb);
 void dm_unet_layout(struct dm_model *m);
@@ -84,6 +86,8 @@ int dm_unet_forward(struct dm_model *m, float *out, const float *x,
     const float *t, const int64_t *y, int B, int train);
 void dm_unet_backward(struct dm_model *m, float *dx, const float *dout);
 void dm_unet_free(struct dm_model *m);
+/* Classifier head only (else NULL): the pooled vector, (B, *dim). */
+const float *dm_unet_features(const struct dm_model *m, size_t *dim);
 
 /* Shared pieces of both networks. */
 /* out (B, C, HW) += e (B, C) broadcast over HW, and its backward

@@ -764,3 +764,16 @@ dm_unet_free(struct dm_model *m)
 	free(n);
 	m->impl = NULL;
 }
+
+/* The classifier head's input, the pooled vector (B, c_{L-1}) of the last
+ * forward; NULL for a field head. */
+const float *
+dm_unet_features(const struct dm_model *m, size_t *dim)
+{
+	const struct unet *n = m->impl;
+
+	if (!n->classifier)
+		return NULL;
+	*dim = (size_t)n->c[n->L - 1];
+	return n->pool;
+}
