@@ -478,7 +478,8 @@ update(struct dm_trainer *tr, double loss)
 	dm_adamw_step(m->params, m->grads, tr->adam_m, tr->adam_v, m->nparams,
 	    lr, tr->o.beta1, tr->o.beta2, tr->o.adam_eps, tr->o.wd,
 	    tr->step + 1);
-	dm_ema_update(tr->ema, m->params, m->nparams, tr->o.ema);
+	dm_ema_update(tr->ema, m->params, m->nparams,
+	    dm_ema_decay(tr->o.ema, tr->step));
 	tr->loss_ema = tr->step == 0 ? loss :
 	    LOSS_EMA_DECAY * tr->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
 	tr->loss = loss;

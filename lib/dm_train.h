@@ -117,6 +117,11 @@ double dm_lr_at(const struct dm_train_opts *o, int64_t step);
 double dm_grad_clip(float *g, size_t n, double clip);
 /* ema = decay ema + (1 - decay) p. */
 void dm_ema_update(float *ema, const float *p, size_t n, double decay);
+/* The decay of update `step` (0, 1, ...) for a set decay D:
+ * min(D, (1 + step)/(10 + step)), so that the EMA of a short run is not
+ * stuck near the initial weights (the num_updates warm-up of
+ * TensorFlow's ExponentialMovingAverage). */
+double dm_ema_decay(double D, int64_t step);
 
 /* t of global row r (see the top of this file), clamped to the schedule's
  * [t_min, t_max]. */

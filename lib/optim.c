@@ -215,6 +215,14 @@ dm_ema_update(float *ema, const float *p, size_t n, double decay)
 }
 
 double
+dm_ema_decay(double D, int64_t step)
+{
+	double w = (1.0 + (double)step) / (10.0 + (double)step);
+
+	return w < D ? w : D;
+}
+
+double
 dm_train_draw_t(const struct dm_train_opts *o, const struct dm_schedule *s,
     uint64_t seed, uint64_t r)
 {

@@ -364,7 +364,7 @@ dm_trainer_step(struct dm_trainer *tr)
 	dm_adamw_step(par, grad, tr->adam_m, tr->adam_v, np,
 	    lr, tr->o.beta1, tr->o.beta2, tr->o.adam_eps, tr->o.wd,
 	    tr->step + 1);
-	dm_ema_update(tr->ema, par, np, tr->o.ema);
+	dm_ema_update(tr->ema, par, np, dm_ema_decay(tr->o.ema, tr->step));
 	tr->loss_ema = tr->step == 0 ? loss :
 	    LOSS_EMA_DECAY * tr->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
 	tr->loss = loss;

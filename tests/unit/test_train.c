@@ -71,6 +71,13 @@ DM_TEST(train_ema)
 		dm_ema_update(e, p, 1, 0.9);
 		CHECK_NEAR(e[0], 1 - pow(0.9, k), 1e-6);
 	}
+	/* warm-up: min(D, (1 + k)/(10 + k)) */
+	CHECK_NEAR(dm_ema_decay(0.999, 0), 0.1, 1e-15);
+	CHECK_NEAR(dm_ema_decay(0.999, 8), 0.5, 1e-15);
+	CHECK_NEAR(dm_ema_decay(0.999, 8990), 0.999, 1e-15);
+	CHECK_NEAR(dm_ema_decay(0.999, 1000000), 0.999, 1e-15);
+	CHECK_NEAR(dm_ema_decay(0.5, 100), 0.5, 1e-15);
+	CHECK_NEAR(dm_ema_decay(0, 3), 0, 1e-15);
 }
 
 DM_TEST(train_clip_global_norm)
