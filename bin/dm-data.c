@@ -664,6 +664,7 @@ main(int argc, char **argv)
 	const char *cmd;
 	int ch;
 
+	dm_tool_init(argv);
 	memset(&a, 0, sizeof a);
 	dm_common_init(&a.com);
 	dm_data_opts_init(&a.d);

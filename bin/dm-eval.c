@@ -243,6 +243,7 @@ main(int argc, char **argv)
 	double acc = NAN, fd = NAN, *pc = NULL;
 	int K = 0;
 
+	dm_tool_init(argv);
 	parse_args(&a, argc, argv);
 	dm_threads_set(a.com.threads);
 	const char *spath = argv[optind];

@@ -773,6 +773,7 @@ main(int argc, char **argv)
 	char **sel = NULL;
 	int ch, nsel = 0, print = 0, stats = 0, rc = 0, listed = 0;
 
+	dm_tool_init(argv);
 	if (argc > 1 && strcmp(argv[1], "convert") == 0)
 		return convert_main(argc - 1, argv + 1);
 	dm_common_init(&common);

@@ -234,6 +234,7 @@ main(int argc, char **argv)
 	float *sum = NULL;
 	char buf[32];
 
+	dm_tool_init(argv);
 	parse_opts(&o, argc, argv);
 	out = o.com.output ? o.com.output : "-";
 	if (dm_check_binary_output(out) == -1)

@@ -167,6 +167,7 @@ main(int argc, char **argv)
 	double t_fixed = 0;
 	int chain = 0, with_eps = 0, sweep = 0, ch;
 
+	dm_tool_init(argv);
 	dm_common_init(&com);
 	while ((ch = getopt_long(argc, argv, "ho:qt:V", longopts, NULL)) != -1) {
 		int r = dm_common_option(&com, ch, optarg);

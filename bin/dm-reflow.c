@@ -788,6 +788,7 @@ main(int argc, char **argv)
 	struct opts o;
 	int nargs;
 
+	dm_tool_init(argv);
 	parse_opts(&o, argc, argv);
 	dm_threads_set(o.com.threads);
 	nargs = argc - optind;

@@ -549,6 +549,7 @@ main(int argc, char **argv)
 	int64_t N, nfe = 0, *labels = NULL;
 	float *x, *mask = NULL, *known = NULL;
 
+	dm_tool_init(argv);
 	parse_args(&a, argc, argv);
 	dm_threads_set(a.com.threads);
 	if (a.png_path == NULL && dm_check_binary_output(a.com.output) == -1)

@@ -521,6 +521,7 @@ main(int argc, char **argv)
 	const char *in, *ckpt;
 	int K;
 
+	dm_tool_init(argv);
 	memset(&V, 0, sizeof V);
 	memset(&S, 0, sizeof S);
 	parse_opts(&o, argc, argv);

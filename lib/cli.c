@@ -225,6 +225,17 @@ online_cpus(void)
 }
 
 void
+dm_tool_init(char **argv)
+{
+	if (getenv("OMP_WAIT_POLICY") != NULL ||
+	    getenv("GOMP_SPINCOUNT") != NULL)
+		return;
+	if (setenv("OMP_WAIT_POLICY", "passive", 1) == -1)
+		return;
+	execv("/proc/self/exe", argv);
+}
+
+void
 dm_threads_set(int n)
 {
 	if (n <= 0)

@@ -217,4 +217,20 @@ fi
 run dm-info -s hlen.st data.st
 check "bad input: the good file is still listed" '[ $RC -eq 1 ] && grep -q "^data.st:" "$T/out" && [ "$(lines "$T/err")" -eq 1 ]'
 
+# The tools run with OMP_WAIT_POLICY=passive unless the user set a policy
+# (dm_tool_init): one re-execution with it, none when it is set.
+if command -v strace >/dev/null 2>&1 &&
+    strace -f -qq -e trace=none true 2>/dev/null; then
+	env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT strace -f -qq -v -s 64 \
+	    -e trace=execve -o trace.txt dm-info data.st >/dev/null 2>&1
+	check "re-executed with OMP_WAIT_POLICY=passive" \
+	    '[ "$(grep -c execve trace.txt)" -eq 2 ] && grep "proc/self/exe" trace.txt | grep -q "OMP_WAIT_POLICY=passive"'
+	OMP_WAIT_POLICY=active strace -f -qq -e trace=execve -o trace.txt \
+	    dm-info data.st >/dev/null 2>&1
+	check "a policy of the user's is kept" '[ "$(grep -c execve trace.txt)" -eq 1 ]'
+	GOMP_SPINCOUNT=1000 strace -f -qq -e trace=execve -o trace.txt \
+	    dm-info data.st >/dev/null 2>&1
+	check "... also a spin count" '[ "$(grep -c execve trace.txt)" -eq 1 ]'
+fi
+
 finish
