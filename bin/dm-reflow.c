@@ -50,6 +50,7 @@ struct opts {
 	const char *cm;
 	struct dm_sampler_opts so;       /* the ODE solver for pairs */
 	enum dm_sampler eval_sampler;
+	int eval_sampler_set;            /* --eval-sampler given */
 	int64_t n, eval_n, train_steps;
 	int batch, rounds, fresh, from, to;
 	int eval_steps[MAX_EVAL], neval;
@@ -222,6 +223,7 @@ parse_opts(struct opts *o, int argc, char **argv)
 			    o->eval_sampler == DM_SAMPLER_ADAPTIVE)
 				errx(2, "--eval-sampler: '%s' is not a fixed-step "
 				    "sampler", a);
+			o->eval_sampler_set = 1;
 			break;
 		case OPT_EVAL_STEPS:
 			parse_steps_list(o, a);
@@ -281,6 +283,9 @@ parse_opts(struct opts *o, int argc, char **argv)
 		}
 	}
 	o->so.seed = o->com.seed;
+	/* progressive students learn DDIM steps: evaluate them so */
+	if (strcmp(o->cmd, "progressive") == 0 && !o->eval_sampler_set)
+		o->eval_sampler = DM_SAMPLER_DDIM;
 }
 
 static struct dm_model *
@@ -564,42 +569,38 @@ need_file_output(const struct opts *o)
 	return 0;
 }
 
-/* Pairs for a round: from --pairs (first round) or solved with m. */
+/* The pairs of --pairs, checked against the model's row size d. */
 static void
-get_pairs(const struct opts *o, struct dm_model *m, int first, float **x0,
-    float **x1, int64_t *n)
+read_pairs(const struct opts *o, size_t d, float **x0, float **x1, int64_t *n)
+{
+	struct dm_file *f0, *f1;
+	size_t d0 = d, d1 = d, nb;
+	int64_t n1;
+	const float *a = load_rows(o->pairs, "x0", &d0, n, &f0);
+	const float *b = load_rows(o->pairs, "x1", &d1, &n1, &f1);
+	const struct dm_tensor *t0 = dm_file_get(f0, "x0");
+	const struct dm_tensor *t1 = dm_file_get(f1, "x1");
+
+	if (n1 != *n || t0->ndim != t1->ndim ||
+	    memcmp(t0->shape, t1->shape, (size_t)t0->ndim * sizeof *t0->shape))
+		errx(1, "%s: x0 and x1 differ in row count or shape", o->pairs);
+	nb = (size_t)*n * d * sizeof(float);
+	if ((*x0 = malloc(nb)) == NULL || (*x1 = malloc(nb)) == NULL)
+		err(1, NULL);
+	memcpy(*x0, a, nb);
+	memcpy(*x1, b, nb);
+	dm_file_free(f0);
+	dm_file_free(f1);
+}
+
+/* Pairs for a round: solved with m (the --pairs of the first round are
+ * read before, by read_pairs). */
+static void
+get_pairs(const struct opts *o, struct dm_model *m, float **x0, float **x1,
+    int64_t *n)
 {
 	size_t d = dm_model_in_size(m);
 
-	if (first && o->pairs != NULL) {
-		struct dm_file *f;
-		int64_t n0, n1;
-		size_t d0 = d, d1 = d;
-		const float *a = load_rows(o->pairs, "x0", &d0, &n0, &f);
-		const float *b;
-		if (dm_file_get(f, "x1") == NULL)
-			errx(1, "%s: no tensor 'x1'", o->pairs);
-		struct dm_tensor *t = dm_file_get_f32(f, "x1");
-		if (t == NULL)
-			errx(1, "%s: %s", o->pairs, dm_errstr());
-		n1 = t->ndim >= 2 ? t->shape[0] : -1;
-		d1 = n1 > 0 ? dm_tensor_numel(t) / (size_t)n1 : 0;
-		struct dm_tensor *t0 = dm_file_get(f, "x0");
-		if (n1 != n0 || d1 != d0 || t->ndim != t0->ndim ||
-		    memcmp(t->shape, t0->shape, (size_t)t->ndim * sizeof *t->shape))
-			errx(1, "%s: x0 and x1 differ in row count or shape",
-			    o->pairs);
-		b = t->data;
-		*x0 = malloc((size_t)n0 * d * sizeof **x0);
-		*x1 = malloc((size_t)n0 * d * sizeof **x1);
-		if (*x0 == NULL || *x1 == NULL)
-			err(1, NULL);
-		memcpy(*x0, a, (size_t)n0 * d * sizeof **x0);
-		memcpy(*x1, b, (size_t)n0 * d * sizeof **x1);
-		*n = n0;
-		dm_file_free(f);
-		return;
-	}
 	*n = o->n;
 	*x1 = make_x1(o, d, o->n, o->com.seed);
 	if ((*x0 = malloc((size_t)o->n * d * sizeof **x0)) == NULL)
@@ -628,7 +629,7 @@ cmd_pairs(const struct opts *o, const char *path)
 
 	if (dm_check_binary_output(o->com.output) == -1)
 		errx(1, "%s", dm_errstr());
-	get_pairs(o, m, 0, &x0, &x1, &n);
+	get_pairs(o, m, &x0, &x1, &n);
 	write_pairs(o->com.output, m, x0, x1, n);
 	free(x0);
 	free(x1);
@@ -649,14 +650,17 @@ cmd_train(const struct opts *o, const char *path, int distill)
 		    "trained flow", path);
 	if (m->cfg.cm)
 		errx(1, "%s: a consistency model is not a flow", path);
+	float *x0 = NULL, *x1 = NULL;
+	int64_t n;
+	if (o->pairs != NULL)
+		read_pairs(o, dm_model_in_size(m), &x0, &x1, &n);
 	H = open_heldout(o, &Hs, dm_model_in_size(m));
 	print_header(o);
-	report(o, distill ? "0-input" : "1-rectified", m, H);
+	report(o, distill ? "input" : "1-rectified", m, H);
 	for (int k = 1; k <= (distill ? 1 : o->rounds); k++) {
-		float *x0, *x1;
-		int64_t n;
 		struct dm_train_opts to;
-		get_pairs(o, m, k == 1, &x0, &x1, &n);
+		if (x0 == NULL)
+			get_pairs(o, m, &x0, &x1, &n);
 		struct dm_model *s = clone_model(m, o->fresh, o->com.seed);
 		dm_train_opts_defaults(&to);
 		to.objective = (enum dm_objective)m->cfg.pred;
@@ -668,6 +672,7 @@ cmd_train(const struct opts *o, const char *path, int distill)
 		    "reflow");
 		free(x0);
 		free(x1);
+		x0 = x1 = NULL;
 		dm_model_free(m);
 		m = s;
 		if (distill)

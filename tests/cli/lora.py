@@ -218,4 +218,5 @@ def main():
         sys.exit("lora.py: unknown command " + c)
 
 
-main()
+if __name__ == "__main__":
+    main()
