@@ -46,7 +46,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: dm-sample [-hqV] [-n N] [--sampler NAME] [--steps K] "
 	    "[--spacing SP]\n"
-	    "                 [--eta E] [--rtol R] [--atol A] [--label L | "
+	    "                 [--eta E] [--rtol R] [--atol A] [--label L|all | "
 	    "--labels FILE]\n"
 	    "                 [--guidance W] [--negative L] [--classifier FILE "
 	    "[--classifier-scale S]]\n"
@@ -260,6 +260,7 @@ struct args {
 	const char *labels_path, *mask_path, *known_path, *x1_path;
 	const char *traj_path, *png_path;
 	int64_t label, negative;
+	int label_all;               /* --label all: sample i has class i mod K */
 	double guidance;
 	char *lora[64];              /* --lora ADAPTER[:S], on the first model */
 	int nlora;
@@ -374,7 +375,10 @@ parse_args(struct args *a, int argc, char **argv)
 			break;
 		case OPT_KNOWN: a->known_path = optarg; break;
 		case OPT_LABEL:
-			if (dm_parse_int64(optarg, 0, INT32_MAX, &a->label) == -1)
+			if (strcmp(optarg, "all") == 0)
+				a->label_all = 1;
+			else if (dm_parse_int64(optarg, 0, INT32_MAX, &a->label)
+			    == -1)
 				bad_option("--label");
 			break;
 		case OPT_LABELS: a->labels_path = optarg; break;
@@ -442,11 +446,12 @@ parse_args(struct args *a, int argc, char **argv)
 		warnx("--mask and --known go together");
 		usage_error();
 	}
-	if (a->label >= 0 && a->labels_path) {
+	if ((a->label >= 0 || a->label_all) && a->labels_path) {
 		warnx("give --label or --labels, not both");
 		usage_error();
 	}
-	if (a->clf_path && a->label < 0 && a->labels_path == NULL) {
+	if (a->clf_path && a->label < 0 && !a->label_all &&
+	    a->labels_path == NULL) {
 		warnx("--classifier needs a target class (--label or --labels)");
 		usage_error();
 	}
@@ -486,8 +491,10 @@ rows_f32(const char *path, int64_t N, size_t d, const char *what)
 	return out;
 }
 
+/* The image grid: `cols` images a row. */
 static int
-write_png(const char *path, const float *x, int64_t N, const struct dm_model *m)
+write_png(const char *path, const float *x, int64_t N, const struct dm_model *m,
+    int cols)
 {
 	struct dm_grid g;
 	int C, H, W;
@@ -497,7 +504,7 @@ write_png(const char *path, const float *x, int64_t N, const struct dm_model *m)
 	C = (int)m->cfg.shape[0];
 	H = (int)m->cfg.shape[1];
 	W = (int)m->cfg.shape[2];
-	if (dm_grid_layout(&g, N, 8, H, W, H < 64 ? 2 : 1, 2) == -1)
+	if (dm_grid_layout(&g, N, cols, H, W, H < 64 ? 2 : 1, 2) == -1)
 		return -1;
 	struct dm_canvas *im = dm_canvas_new(g.w, g.h, 0xffffff);
 	if (im == NULL)
@@ -546,7 +553,7 @@ main(int argc, char **argv)
 	struct guide g;
 	struct traj tr = {0};
 	struct dm_file *lab_file = NULL, *out;
-	int64_t N, nfe = 0, *labels = NULL;
+	int64_t N, nfe = 0, *labels = NULL, *own_labels = NULL;
 	float *x, *mask = NULL, *known = NULL;
 
 	dm_tool_init(argv);
@@ -598,7 +605,7 @@ main(int argc, char **argv)
 	g.guidance = a.guidance;
 	if (a.clf_path)
 		load_classifier(&g, &a, argv[optind]);
-	if ((((a.label >= 0 || a.labels_path) && g.clf == NULL) ||
+	if ((((a.label >= 0 || a.label_all || a.labels_path) && g.clf == NULL) ||
 	    a.negative >= 0 || a.guidance != 1) && g.classes == 0)
 		errx(1, "%s: the model is unconditional; labels and guidance need "
 		    "a class-conditional model", argv[optind]);
@@ -650,6 +657,13 @@ main(int argc, char **argv)
 				errx(1, "%s: label %lld out of range 0..%d",
 				    a.labels_path, (long long)labels[i], lim - 1);
 		g.labels = labels;
+	} else if (a.label_all) {
+		int lim = g.classes > 0 ? g.classes : g.clf->cfg.classes;
+		if ((own_labels = malloc((size_t)N * sizeof *own_labels)) == NULL)
+			err(1, NULL);
+		for (int64_t i = 0; i < N; i++)
+			own_labels[i] = i % lim;
+		g.labels = labels = own_labels;
 	}
 	if (a.mask_path) {
 		mask = rows_f32(a.mask_path, N, g.d, "the mask");
@@ -718,7 +732,10 @@ main(int argc, char **argv)
 		if (dm_file_add(out, ty) == -1)
 			errx(1, "%s", dm_errstr());
 	}
-	if (a.png_path && write_png(a.png_path, x, N, m0) == -1)
+	/* --label all: one class a column */
+	int cols = a.label_all ? (g.classes > 0 ? g.classes : g.clf->cfg.classes)
+	    : 8;
+	if (a.png_path && write_png(a.png_path, x, N, m0, cols) == -1)
 		errx(1, "%s: %s", a.png_path, dm_errstr());
 	if ((a.png_path == NULL || a.com.output != NULL) &&
 	    dm_file_write(out, a.com.output, 0) == -1)
@@ -754,6 +771,7 @@ main(int argc, char **argv)
 	free(g.ex); free(g.xx); free(g.x0x); free(g.epsx); free(g.yy);
 	free(g.acc0); free(g.acce);
 	free(x); free(mask); free(known); free(tr.x); free(tr.t);
+	free(own_labels);
 	if (fflush(stdout) == EOF || ferror(stdout))
 		err(1, "stdout");
 	return 0;

@@ -102,10 +102,16 @@ def labels(path, v):
                            struct.pack("<%dq" % n, *v))
 labels("y0.st", [0] * 4000)
 labels("y3.st", [0, 1, 3, 0, 1])
+labels("y01.st", [0, 1] * 50)
 PY
 dm-sample $G --classifier gc.st --labels y0.st -o k1b.st gu.st
 dm-info -pq -t x k1b.st >k1b.tsv
 check "--labels all 0 equals --label 0" 'cmp -s k1.tsv k1b.tsv'
+dm-sample $G -n 100 --guidance 2 --labels y01.st -o la.st gc.st
+dm-sample $G -n 100 --guidance 2 --label all -o lb.st gc.st
+check "--label all: classes 0, 1, 0, 1, ... (x and y)" 'cmp -s la.st lb.st'
+t_usage "--label all and --labels" 'not both' dm-sample --label all --labels y01.st gc.st
+t_err "--label all on an unconditional model" 1 'unconditional' dm-sample -n 5 --label all -o o.st gu.st
 t_err "label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 2 -o o.st gc.st
 t_err "negative label outside the classes" 1 'model has 2 classes' dm-sample -n 5 --label 0 --negative 7 -o o.st gc.st
 t_err "labels file outside the classes" 1 'label 3 out of range 0\.\.1' dm-sample -n 5 --labels y3.st -o o.st gc.st
