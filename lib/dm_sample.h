@@ -53,7 +53,9 @@ struct dm_sampler_opts {
 	int steps;                     /* grid intervals (adaptive: ignored) */
 	enum dm_spacing spacing;
 	double spacing_param;          /* karras rho / shift k; 0 = default */
-	double eta;                    /* ddim, euler_a, dpm++2m_sde noise scale */
+	double eta;                    /* ddim, euler_a, dpm++2m_sde noise
+	                                * scale; < 0: the sampler's default,
+	                                * 0 for ddim, 1 for the others */
 	double rtol, atol;             /* adaptive */
 	uint64_t seed;
 	/* inpainting: mask (B, d), 1 = known, known values (B, d); NULL = off */

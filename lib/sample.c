@@ -67,7 +67,7 @@ dm_sampler_opts_defaults(struct dm_sampler_opts *o)
 	o->kind = DM_SAMPLER_EULER;
 	o->steps = 50;
 	o->spacing = DM_SPACING_TRAILING;
-	o->eta = 1;
+	o->eta = -1;
 	o->rtol = 1e-3;
 	o->atol = 1e-3;
 	o->resample = 1;
@@ -253,6 +253,17 @@ renoise(struct run *r, int k, int rep, double t, double s, float *x)
 	combine(x, r->n, a, r->x0, 0, r->eps, 0, r->z, sqrt(v));
 }
 
+/* The noise scale: --eta, or the sampler's own default, 0 for ddim (the
+ * deterministic DDIM of Song et al. and of diffusers) and 1 for euler_a
+ * and dpm++2m_sde. */
+static double
+eta_of(const struct dm_sampler_opts *o)
+{
+	if (o->eta >= 0)
+		return o->eta;
+	return o->kind == DM_SAMPLER_DDIM ? 0 : 1;
+}
+
 /* DDIM with eta (SPEC §6); eta = 1 with the posterior is DDPM. */
 static int
 step_ddim(struct run *r, int k, double t, double s, float *x, double eta)
@@ -306,7 +317,7 @@ step_euler_a(struct run *r, int k, double t, double s, float *x)
 	dm_schedule_at(r->s, t, &pt);
 	dm_schedule_at(r->s, s, &ps);
 	double h = ps.lambda - pt.lambda;
-	double up = ps.sigma > 0 ? fmin(ps.sigma, r->o->eta * ps.sigma *
+	double up = ps.sigma > 0 ? fmin(ps.sigma, eta_of(r->o) * ps.sigma *
 	    sqrt(-expm1(-2 * h))) : 0;
 	double down = sqrt(fmax(0, ps.sigma * ps.sigma - up * up));
 	if (up > 0)
@@ -413,7 +424,7 @@ step_dpmpp(struct run *r, int k, int N, double t, double s, float *x,
 	dm_schedule_at(r->s, t, &pt);
 	dm_schedule_at(r->s, s, &ps);
 	double h = ps.lambda - pt.lambda;
-	double eh = sde ? r->o->eta * h : 0;
+	double eh = sde ? eta_of(r->o) * h : 0;
 	double a = ps.sigma > 0 ? ps.sigma / pt.sigma * exp(-eh) : 0;
 	double b = ps.alpha * -expm1(-h - eh);
 	double e = sde && ps.sigma > 0 ? ps.sigma * sqrt(-expm1(-2 * eh)) : 0;
@@ -555,7 +566,8 @@ again:
 		kn = k * o->resample + rep;	/* noise index of this pass */
 		switch (o->kind) {
 		case DM_SAMPLER_DDPM: e = step_ddpm(&r, kn, t, s, x); break;
-		case DM_SAMPLER_DDIM: e = step_ddim(&r, kn, t, s, x, o->eta); break;
+		case DM_SAMPLER_DDIM: e = step_ddim(&r, kn, t, s, x, eta_of(o));
+			break;
 		case DM_SAMPLER_EULER: e = step_euler(&r, t, s, x); break;
 		case DM_SAMPLER_EULER_A: e = step_euler_a(&r, kn, t, s, x); break;
 		case DM_SAMPLER_HEUN: e = step_heun(&r, t, s, x, w1, w2); break;

@@ -24,6 +24,18 @@ dm-sample -q --x1 x1.st --sampler heun --steps 8 -o y1.st g4.st
 dm-sample -q --x1 x1.st --sampler heun --steps 8 --seed 7 -o y2.st g4.st
 dm-info -pq y1.st >y1.tsv; dm-info -pq y2.st >y2.tsv
 check "--x1 with heun is a map" 'cmp -s y1.tsv y2.tsv'
+# ddim is deterministic by default (eta 0), ddpm and --eta 1 are not
+dm-sample -q --x1 x1.st --sampler ddim --steps 8 -o y1.st g4.st
+dm-sample -q --x1 x1.st --sampler ddim --steps 8 --seed 7 -o y2.st g4.st
+dm-info -pq y1.st >y1.tsv; dm-info -pq y2.st >y2.tsv
+check "--x1 with ddim is a map" 'cmp -s y1.tsv y2.tsv'
+dm-sample -q --x1 x1.st --sampler ddim --eta 1 --steps 8 -o y3.st g4.st
+dm-sample -q --x1 x1.st --sampler ddim --eta 1 --steps 8 --seed 7 -o y4.st g4.st
+dm-info -pq y3.st >y3.tsv; dm-info -pq y4.st >y4.tsv
+check "ddim --eta 1 draws noise" '! cmp -s y3.tsv y4.tsv'
+dm-sample -q --x1 x1.st --sampler ddpm --steps 8 -o y5.st g4.st
+dm-info -pq y5.st >y5.tsv
+check "... as ddpm does (to float rounding)" '! cmp -s y1.tsv y5.tsv && paste y3.tsv y5.tsv | awk "{ d = \$1 - \$3; e = \$2 - \$4; if (d * d + e * e > 1e-8) bad = 1 } END { exit bad }"'
 t_out "--x1 keeps the row count" '\[50, 2\]' dm-info y1.st
 
 # NFE and the summary line
