@@ -196,12 +196,12 @@ intended_labels(const struct args *a, const char *path,
 	struct dm_tensor *y;
 	int64_t *lab;
 
+	if (a->label >= K)
+		errx(1, "--label %lld: the classifier has classes 0..%d",
+		    (long long)a->label, K - 1);
 	if ((lab = malloc((size_t)n * sizeof *lab)) == NULL)
 		err(1, NULL);
 	if (a->label >= 0) {
-		if (a->label >= K)
-			errx(1, "--label %lld: the classifier has classes 0..%d",
-			    (long long)a->label, K - 1);
 		for (int64_t i = 0; i < n; i++)
 			lab[i] = a->label;
 		return lab;

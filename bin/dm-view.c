@@ -23,10 +23,12 @@ enum {
 	OPT_LABELS,
 	OPT_LIM,
 	OPT_LINEAR,
+	OPT_LOGX,
 	OPT_LOGY,
 	OPT_NROW,
 	OPT_PAD,
 	OPT_PAD_VALUE,
+	OPT_POINTS,
 	OPT_RANGE,
 	OPT_SCALE,
 	OPT_SCATTER,
@@ -44,7 +46,8 @@ struct opts {
 	enum mode mode;
 	const char *out, *tname, *xcol, *ycols;
 	int64_t n;                 /* -n; 0 = mode default */
-	int quiet, nrow, pad, pad_value, scale, bins, linear, logy, labels;
+	int quiet, nrow, pad, pad_value, scale, bins, linear, labels;
+	int logx, logy, points;
 	int dims[2], width, height, have_lim;
 	double lo, hi;             /* --range */
 	double lim[4];             /* xmin, xmax, ymin, ymax */
@@ -67,9 +70,10 @@ usage(FILE *fp)
 	    "       dm-view --trajectory [--dims I,J] [--lim LIM] "
 	    "[--size W[xH]]\n"
 	    "               [-hqV] [-n N] [-t NAME] -o OUT.png FILE\n"
-	    "       dm-view --curve [--lim LIM] [--logy] [--size W[xH]] "
-	    "[--x COL]\n"
-	    "               [--y COL[,COL...]] [-hqV] -o OUT.png FILE.tsv\n");
+	    "       dm-view --curve [--lim LIM] [--logx] [--logy] [--points] "
+	    "[--size W[xH]]\n"
+	    "               [--x COL] [--y COL[,COL...]] [-hqV] "
+	    "-o OUT.png FILE.tsv\n");
 }
 
 static void
@@ -214,9 +218,9 @@ canvas(const struct opts *o)
 
 static void
 plot_setup(struct dm_plot *p, struct dm_canvas *im, const double lim[4],
-    int logy, const char *path)
+    int flags, const char *path)
 {
-	if (dm_plot_init(p, im, lim[0], lim[1], lim[2], lim[3], logy) == -1)
+	if (dm_plot_init(p, im, lim[0], lim[1], lim[2], lim[3], flags) == -1)
 		errx(1, "%s: %s", path, dm_errstr());
 }
 
@@ -514,7 +518,8 @@ view_trajectory(const struct opts *o, const char *path)
 	dm_file_free(f);
 }
 
-/* A TSV table: a header of column names, then rows of numbers. */
+/* A TSV table: a header of column names, then rows of numbers, NAN
+ * where a value is missing. */
 struct table {
 	int ncol;
 	char **names;
@@ -556,26 +561,83 @@ read_all(const char *path, size_t *len)
 	return buf;
 }
 
-/* Split a line in place at tabs and spaces; returns the field count. */
+#define BLANKS " \t\r"
+
+/* s without the blanks around it (cut in place). */
+static char *
+trim(char *s)
+{
+	size_t n;
+
+	s += strspn(s, BLANKS);
+	for (n = strlen(s); n > 0 && strchr(BLANKS, s[n - 1]) != NULL; n--)
+		s[n - 1] = '\0';
+	return s;
+}
+
+/* Split a line in place into fields, trimmed of blanks: at every tab
+ * when the line has one, so that a field may be empty ("1\t\t3" has
+ * three), else at runs of spaces.  Returns the field count, or cap + 1
+ * when there are more. */
 static int
 split(char *s, char **field, int cap)
 {
-	int n = 0;
+	int n = 0, tabs = strchr(s, '\t') != NULL;
+	const char *sep = tabs ? "\t" : " \r";
 
 	for (;;) {
-		while (*s == ' ' || *s == '\t' || *s == '\r')
-			*s++ = '\0';
-		if (*s == '\0')
+		if (!tabs)
+			s += strspn(s, sep);
+		if (!tabs && *s == '\0')
 			return n;
 		if (n == cap)
 			return cap + 1;
-		field[n++] = s;
-		while (*s != '\0' && *s != ' ' && *s != '\t' && *s != '\r')
-			s++;
+		char *end = s + strcspn(s, sep), c = *end;
+		*end = '\0';
+		field[n++] = trim(s);
+		if (c == '\0')
+			return n;
+		s = end + 1;
 	}
 }
 
+/* A field of a table: a finite number, or NAN for a missing value ("-",
+ * empty, or NaN spelt as strtod reads it: nan, NaN, -nan...).  -1 if it
+ * is not a number, -2 if it is infinite. */
+static int
+parse_field(const char *s, double *v)
+{
+	char *end;
+
+	*v = NAN;
+	if (*s == '\0' || strcmp(s, "-") == 0)
+		return 0;
+	double x = strtod(s, &end);
+	if (end == s || *end != '\0')
+		return -1;
+	if (isinf(x))
+		return -2;
+	if (!isnan(x))
+		*v = x;
+	return 0;
+}
+
 #define MAX_COLS 64
+
+/* The header line into tb->names. */
+static void
+table_header(struct table *tb, const char *path, size_t lineno,
+    char **field, int nf)
+{
+	for (int j = 0; j < nf; j++)
+		if (*field[j] == '\0')
+			errx(1, "%s: line %zu: column %d has no name", path,
+			    lineno, j + 1);
+	if ((tb->names = calloc((size_t)nf, sizeof *tb->names)) == NULL)
+		err(1, NULL);
+	memcpy(tb->names, field, (size_t)nf * sizeof *field);
+	tb->ncol = nf;
+}
 
 static void
 table_read(struct table *tb, const char *path)
@@ -589,19 +651,14 @@ table_read(struct table *tb, const char *path)
 		if ((next = strchr(line, '\n')) != NULL)
 			*next++ = '\0';
 		lineno++;
-		if (*line == '#')
+		if (*line == '#' || line[strspn(line, BLANKS)] == '\0')
 			continue;
 		int nf = split(line, field, MAX_COLS);
-		if (nf == 0)
-			continue;
 		if (nf > MAX_COLS)
 			errx(1, "%s: line %zu: more than %d columns", path,
 			    lineno, MAX_COLS);
 		if (tb->names == NULL) {
-			if ((tb->names = calloc((size_t)nf, sizeof *tb->names)) == NULL)
-				err(1, NULL);
-			memcpy(tb->names, field, (size_t)nf * sizeof *field);
-			tb->ncol = nf;
+			table_header(tb, path, lineno, field, nf);
 			continue;
 		}
 		if (nf != tb->ncol)
@@ -616,16 +673,14 @@ table_read(struct table *tb, const char *path)
 				err(1, NULL);
 		}
 		for (int j = 0; j < nf; j++) {
-			char *end;
-			errno = 0;
-			double v = strtod(field[j], &end);
-			if (*end != '\0' || end == field[j])
+			int rc = parse_field(field[j],
+			    &tb->v[tb->nrow * (size_t)tb->ncol + (size_t)j]);
+			if (rc == -1)
 				errx(1, "%s: line %zu: column %s: '%s' is not a "
 				    "number", path, lineno, tb->names[j], field[j]);
-			if (!isfinite(v))
+			if (rc == -2)
 				errx(1, "%s: line %zu: column %s: '%s' is not "
 				    "finite", path, lineno, tb->names[j], field[j]);
-			tb->v[tb->nrow * (size_t)tb->ncol + (size_t)j] = v;
 		}
 		tb->nrow++;
 	}
@@ -642,6 +697,15 @@ table_col(const struct table *tb, const char *path, const char *name)
 		if (strcmp(tb->names[j], name) == 0)
 			return j;
 	errx(1, "%s: no column '%s'", path, name);
+}
+
+static int
+table_has_values(const struct table *tb, int col)
+{
+	for (size_t r = 0; r < tb->nrow; r++)
+		if (!isnan(tb->v[r * (size_t)tb->ncol + (size_t)col]))
+			return 1;
+	return 0;
 }
 
 /* Limits lo..hi widened to whole tick steps (a flat range is opened). */
@@ -661,90 +725,171 @@ autoscale(double *lo, double *hi)
 	*hi = ceil(*hi / step - 1e-9) * step;
 }
 
+/* Limits of a logarithmic axis (log10 values): whole decades when the
+ * data span one or more, else a small margin. */
 static void
-view_curve(const struct opts *o, const char *path)
+autoscale_log(double *lo, double *hi)
 {
-	struct table tb;
-	int xc, yc[MAX_CURVES], ny = 0;
-	double lim[4];
+	if (*hi - *lo >= 1) {
+		*lo = floor(*lo);
+		*hi = ceil(*hi);
+	} else {
+		double m = fmax(0.05 * (*hi - *lo), 0.02);
+		*lo -= m;
+		*hi += m;
+	}
+}
 
-	table_read(&tb, path);
-	xc = table_col(&tb, path, o->xcol ? o->xcol : tb.names[0]);
+/* The columns of a --curve plot: x, and the y columns drawn. */
+struct curves {
+	int xc, yc[MAX_CURVES], ny;
+	size_t npoint[MAX_CURVES];    /* rows where x and y are both present */
+};
+
+static void
+curve_columns(const struct opts *o, const struct table *tb, const char *path,
+    struct curves *cv)
+{
+	cv->xc = table_col(tb, path, o->xcol ? o->xcol : tb->names[0]);
+	cv->ny = 0;
 	if (o->ycols != NULL) {
 		char buf[1024], *s, *save = NULL;
 		snprintf(buf, sizeof buf, "%s", o->ycols);
 		for (s = strtok_r(buf, ",", &save); s != NULL;
 		    s = strtok_r(NULL, ",", &save)) {
-			if (ny == MAX_CURVES)
+			if (cv->ny == MAX_CURVES)
 				errx(2, "--y: at most %d columns", MAX_CURVES);
-			yc[ny++] = table_col(&tb, path, s);
+			cv->yc[cv->ny++] = table_col(tb, path, s);
 		}
 	} else
-		for (int j = 0; j < tb.ncol && ny < MAX_CURVES; j++)
-			if (j != xc)
-				yc[ny++] = j;
-	if (ny == 0)
-		errx(1, "%s: no column to plot against %s", path, tb.names[xc]);
-	/* data limits; with --logy the y values must be positive */
-	double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-	for (size_t r = 0; r < tb.nrow; r++) {
-		const double *row = tb.v + r * (size_t)tb.ncol;
-		xmin = fmin(xmin, row[xc]);
-		xmax = fmax(xmax, row[xc]);
-		for (int k = 0; k < ny; k++) {
-			double v = row[yc[k]];
-			if (o->logy && !(v > 0))
+		for (int j = 0; j < tb->ncol && cv->ny < MAX_CURVES; j++)
+			if (j != cv->xc)
+				cv->yc[cv->ny++] = j;
+	if (cv->ny == 0)
+		errx(1, "%s: no column to plot against %s", path,
+		    tb->names[cv->xc]);
+}
+
+/* Point (x, y) of curve k in row r, in axis units (log10 on a log
+ * axis); 0 if x or y is missing there. */
+static int
+curve_point(const struct opts *o, const struct table *tb,
+    const struct curves *cv, int k, size_t r, double *x, double *y)
+{
+	const double *row = tb->v + r * (size_t)tb->ncol;
+
+	*x = row[cv->xc];
+	*y = row[cv->yc[k]];
+	if (isnan(*x) || isnan(*y))
+		return 0;
+	*x = o->logx ? log10(*x) : *x;
+	*y = o->logy ? log10(*y) : *y;
+	return 1;
+}
+
+/* Counts the points of each curve, checks them for log axes, and finds
+ * the limits (data[4] in axis units: xmin, xmax, ymin, ymax). */
+static void
+curve_data(const struct opts *o, const struct table *tb, const char *path,
+    struct curves *cv, double data[4])
+{
+	data[0] = data[2] = INFINITY;
+	data[1] = data[3] = -INFINITY;
+	for (int k = 0; k < cv->ny; k++) {
+		cv->npoint[k] = 0;
+		for (size_t r = 0; r < tb->nrow; r++) {
+			const double *row = tb->v + r * (size_t)tb->ncol;
+			double x, y;
+			if (!curve_point(o, tb, cv, k, r, &x, &y))
+				continue;
+			if (o->logx && !(row[cv->xc] > 0))
 				errx(1, "%s: row %zu: column %s: %g is not positive "
-				    "(--logy)", path, r + 1, tb.names[yc[k]], v);
-			v = o->logy ? log10(v) : v;
-			ymin = fmin(ymin, v);
-			ymax = fmax(ymax, v);
+				    "(--logx)", path, r + 1, tb->names[cv->xc],
+				    row[cv->xc]);
+			if (o->logy && !(row[cv->yc[k]] > 0))
+				errx(1, "%s: row %zu: column %s: %g is not positive "
+				    "(--logy)", path, r + 1, tb->names[cv->yc[k]],
+				    row[cv->yc[k]]);
+			cv->npoint[k]++;
+			data[0] = fmin(data[0], x);
+			data[1] = fmax(data[1], x);
+			data[2] = fmin(data[2], y);
+			data[3] = fmax(data[3], y);
 		}
+		if (cv->npoint[k] > 0)
+			continue;
+		int col = table_has_values(tb, cv->xc) ? cv->yc[k] : cv->xc;
+		if (!table_has_values(tb, col))
+			errx(1, "%s: column %s has no values", path,
+			    tb->names[col]);
+		errx(1, "%s: column %s has no values on rows where %s has one",
+		    path, tb->names[cv->yc[k]], tb->names[cv->xc]);
 	}
+}
+
+/* Curve k: a line through its points in the order of the rows, across
+ * the rows where it is missing; with markers, a square at each point. */
+static void
+curve_draw(const struct opts *o, const struct table *tb,
+    const struct curves *cv, int k, struct dm_plot *p, int markers)
+{
+	uint32_t c = dm_palette(k);
+	double px = 0, py = 0, x, y;
+	int first = 1;
+
+	for (size_t r = 0; r < tb->nrow; r++) {
+		if (!curve_point(o, tb, cv, k, r, &x, &y))
+			continue;
+		x = dm_plot_px(p, x);
+		y = dm_plot_py(p, y);
+		if (markers)
+			dm_draw_square(p->im, x, y, 2, c);
+		else if (!first)
+			dm_draw_line(p->im, px, py, x, y, c, 1);
+		px = x, py = y, first = 0;
+	}
+}
+
+static void
+view_curve(const struct opts *o, const char *path)
+{
+	struct table tb;
+	struct curves cv;
+	double lim[4];
+
+	table_read(&tb, path);
+	curve_columns(o, &tb, path, &cv);
+	curve_data(o, &tb, path, &cv, lim);
 	if (o->have_lim) {
 		memcpy(lim, o->lim, sizeof lim);
-		if (o->logy) {
-			if (!(lim[2] > 0))
-				errx(2, "--lim: y limits must be positive with --logy");
-			lim[2] = log10(lim[2]);
-			lim[3] = log10(lim[3]);
-		}
+		for (int i = 0; i < 4; i++)
+			if (i < 2 ? o->logx : o->logy)
+				lim[i] = log10(lim[i]);
 	} else {
-		lim[0] = xmin, lim[1] = xmax, lim[2] = ymin, lim[3] = ymax;
-		autoscale(&lim[0], &lim[1]);
-		if (o->logy) {
-			if (lim[3] - lim[2] >= 1) {
-				lim[2] = floor(lim[2]);
-				lim[3] = ceil(lim[3]);
-			} else {
-				double m = fmax(0.05 * (lim[3] - lim[2]), 0.02);
-				lim[2] -= m;
-				lim[3] += m;
-			}
-		} else
-			autoscale(&lim[2], &lim[3]);
+		(o->logx ? autoscale_log : autoscale)(&lim[0], &lim[1]);
+		(o->logy ? autoscale_log : autoscale)(&lim[2], &lim[3]);
 	}
 	struct dm_canvas *im = canvas(o);
 	struct dm_plot p;
 	const char *names[MAX_CURVES];
 	uint32_t colors[MAX_CURVES];
-	plot_setup(&p, im, lim, o->logy, path);
-	dm_plot_axes(&p, tb.names[xc], ny == 1 ? tb.names[yc[0]] : NULL);
-	for (int k = 0; k < ny; k++) {
-		names[k] = tb.names[yc[k]];
-		colors[k] = dm_palette(k);
-		for (size_t r = 0; r + 1 < tb.nrow || (tb.nrow == 1 && r == 0); r++) {
-			const double *a = tb.v + r * (size_t)tb.ncol;
-			const double *b = tb.nrow == 1 ? a : a + tb.ncol;
-			double ya = o->logy ? log10(a[yc[k]]) : a[yc[k]];
-			double yb = o->logy ? log10(b[yc[k]]) : b[yc[k]];
-			dm_draw_line(im, dm_plot_px(&p, a[xc]), dm_plot_py(&p, ya),
-			    dm_plot_px(&p, b[xc]), dm_plot_py(&p, yb), colors[k], 1);
-		}
-	}
+	plot_setup(&p, im, lim, (o->logx ? DM_PLOT_LOGX : 0) |
+	    (o->logy ? DM_PLOT_LOGY : 0), path);
+	dm_plot_axes(&p, tb.names[cv.xc],
+	    cv.ny == 1 ? tb.names[cv.yc[0]] : NULL);
+	for (int k = 0; k < cv.ny; k++)
+		curve_draw(o, &tb, &cv, k, &p, 0);
+	/* markers over all the lines; a lone point always gets one */
+	for (int k = 0; k < cv.ny; k++)
+		if (o->points || cv.npoint[k] == 1)
+			curve_draw(o, &tb, &cv, k, &p, 1);
 	dm_canvas_unclip(im);
-	if (ny > 1)
-		dm_plot_legend(&p, names, colors, ny);
+	for (int k = 0; k < cv.ny; k++) {
+		names[k] = tb.names[cv.yc[k]];
+		colors[k] = dm_palette(k);
+	}
+	if (cv.ny > 1)
+		dm_plot_legend(&p, names, colors, cv.ny);
 	save(im, o->out);
 	dm_canvas_free(im);
 	free(tb.v);
@@ -765,11 +910,13 @@ main(int argc, char **argv)
 		{"labels", no_argument, NULL, OPT_LABELS},
 		{"lim", required_argument, NULL, OPT_LIM},
 		{"linear", no_argument, NULL, OPT_LINEAR},
+		{"logx", no_argument, NULL, OPT_LOGX},
 		{"logy", no_argument, NULL, OPT_LOGY},
 		{"nrow", required_argument, NULL, OPT_NROW},
 		{"output", required_argument, NULL, 'o'},
 		{"pad", required_argument, NULL, OPT_PAD},
 		{"pad-value", required_argument, NULL, OPT_PAD_VALUE},
+		{"points", no_argument, NULL, OPT_POINTS},
 		{"quiet", no_argument, NULL, 'q'},
 		{"range", required_argument, NULL, OPT_RANGE},
 		{"samples", required_argument, NULL, 'n'},
@@ -836,6 +983,9 @@ main(int argc, char **argv)
 		case OPT_LINEAR:
 			o.linear = 1;
 			break;
+		case OPT_LOGX:
+			o.logx = 1;
+			break;
 		case OPT_LOGY:
 			o.logy = 1;
 			break;
@@ -850,6 +1000,9 @@ main(int argc, char **argv)
 		case OPT_PAD_VALUE:
 			if (dm_parse_int(optarg, 0, 255, &o.pad_value) == -1)
 				bad_arg("--pad-value");
+			break;
+		case OPT_POINTS:
+			o.points = 1;
 			break;
 		case OPT_RANGE:
 			if (parse_pair(optarg, &o.lo, &o.hi) == -1)
@@ -895,6 +1048,10 @@ main(int argc, char **argv)
 		warnx("-o OUT.png is required (-o - for standard output)");
 		usage_error();
 	}
+	if (o.mode == MODE_CURVE && o.have_lim && o.logx && !(o.lim[0] > 0))
+		errx(2, "--lim: x limits must be positive with --logx");
+	if (o.mode == MODE_CURVE && o.have_lim && o.logy && !(o.lim[2] > 0))
+		errx(2, "--lim: y limits must be positive with --logy");
 	if (dm_check_binary_output(o.out) == -1)
 		errx(1, "%s", dm_errstr());
 	if (!size_set) {

@@ -53,6 +53,11 @@ void dm_draw_line(struct dm_canvas *im, double x0, double y0, double x1,
 /* A filled disc: the pixels whose centres lie within r of (cx, cy). */
 void dm_draw_disc(struct dm_canvas *im, double cx, double cy, double r,
     uint32_t c, double alpha);
+/* A filled square of 2r+1 pixels a side (a plot marker) centred on the
+ * pixel nearest (cx, cy), r <= 1000; nothing when the centre is not finite
+ * or lies beyond 1e5. */
+void dm_draw_square(struct dm_canvas *im, double cx, double cy, int r,
+    uint32_t c);
 
 /* The built-in font: 5x7 glyphs in 6x9 cells (ASCII digits, letters and
  * . , - + : _ / ( ) = [ ] % ' # * < > ! ? |; others draw as a box). */
@@ -107,24 +112,30 @@ void dm_grid_put(struct dm_canvas *im, const struct dm_grid *g, int i,
 
 /* A plot: a frame inside the image, data limits, and the map between
  * them.  x = xmin falls on pixel column x0 and xmax on x1; y = ymin on row
- * y1 and ymax on row y0.  With logy the y limits are log10 values. */
+ * y1 and ymax on row y0.  On a logarithmic axis (logx, logy) the limits
+ * are log10 values. */
 struct dm_plot {
 	struct dm_canvas *im;
 	int x0, y0, x1, y1;
 	double xmin, xmax, ymin, ymax;
-	int logy;
+	int logx, logy;
 };
-/* Lay out a plot in im with room for tick labels and axis labels;
- * -1 with reason if the limits are not finite and increasing or the image
- * is too small. */
+/* Flags of dm_plot_init: logarithmic axes. */
+#define DM_PLOT_LOGY 1
+#define DM_PLOT_LOGX 2
+/* Lay out a plot in im with room for tick labels and axis labels; flags
+ * is 0 or DM_PLOT_LOGX and DM_PLOT_LOGY or'ed.  -1 with reason if the
+ * limits are not finite and increasing or the image is too small. */
 int dm_plot_init(struct dm_plot *p, struct dm_canvas *im, double xmin,
-    double xmax, double ymin, double ymax, int logy);
-/* Pixel coordinates (fractional) of data x and y (y already log10 when
- * logy). */
+    double xmax, double ymin, double ymax, int flags);
+/* Pixel coordinates (fractional) of data x and y (already log10 on a
+ * logarithmic axis). */
 double dm_plot_px(const struct dm_plot *p, double x);
 double dm_plot_py(const struct dm_plot *p, double y);
 /* The frame, ticks with numbers, axis labels (may be NULL); afterwards the
- * clip rectangle is the inside of the frame. */
+ * clip rectangle is the inside of the frame.  Both axes get their ticks
+ * the same way: round numbers (dm_ticks), and on a logarithmic axis that
+ * spans a decade or more whole powers of ten. */
 void dm_plot_axes(struct dm_plot *p, const char *xlabel, const char *ylabel);
 /* A legend of n swatches and names in the top-right corner of the plot. */
 void dm_plot_legend(struct dm_plot *p, const char *const *names,

@@ -247,6 +247,16 @@ dm_draw_disc(struct dm_canvas *im, double cx, double cy, double r, uint32_t c,
 				dm_canvas_blend(im, (int)x, (int)y, c, alpha);
 }
 
+void
+dm_draw_square(struct dm_canvas *im, double cx, double cy, int r, uint32_t c)
+{
+	if (!isfinite(cx) || !isfinite(cy) || fabs(cx) > FAR || fabs(cy) > FAR ||
+	    r < 0 || r > 1000)
+		return;
+	int x = (int)floor(cx + 0.5), y = (int)floor(cy + 0.5);
+	dm_draw_fill(im, x - r, y - r, 2 * r + 1, 2 * r + 1, c);
+}
+
 /* Glyphs: 7 rows, the 5 low bits of each, the most significant on the
  * left. */
 static const unsigned char font[128][DM_FONT_H] = {
@@ -561,7 +571,7 @@ dm_grid_put(struct dm_canvas *im, const struct dm_grid *g, int i,
 
 int
 dm_plot_init(struct dm_plot *p, struct dm_canvas *im, double xmin, double xmax,
-    double ymin, double ymax, int logy)
+    double ymin, double ymax, int flags)
 {
 	if (!isfinite(xmin) || !isfinite(xmax) || !(xmin < xmax) ||
 	    !isfinite(xmax - xmin))
@@ -581,7 +591,8 @@ dm_plot_init(struct dm_plot *p, struct dm_canvas *im, double xmin, double xmax,
 	p->xmax = xmax;
 	p->ymin = ymin;
 	p->ymax = ymax;
-	p->logy = logy;
+	p->logx = (flags & DM_PLOT_LOGX) != 0;
+	p->logy = (flags & DM_PLOT_LOGY) != 0;
 	return 0;
 }
 
@@ -601,29 +612,37 @@ dm_plot_py(const struct dm_plot *p, double y)
 #define GRID_GRAY DM_RGB(228, 228, 228)
 #define TEXT_GRAY DM_RGB(40, 40, 40)
 
-/* Ticks of the y axis in the axis' own units (log10 values with logy);
- * labels into lab. */
+/* Ticks of one axis from lo to hi in the axis' own units (log10 values
+ * when logscale), about maxn of them at most: positions into pos, labels into
+ * lab.  A log axis over a decade or more gets whole powers of ten; over
+ * less, round numbers, fewer of them since they crowd towards one end.
+ * Both axes of a plot go through here. */
 static int
-y_ticks(const struct dm_plot *p, double *pos, char lab[][24])
+axis_ticks(double lo, double hi, int logscale, int maxn, double *pos,
+    char lab[][24])
 {
-	double t[MAX_TICKS], step;
-	int n;
+	double t[MAX_TICKS], step = 1;
+	int n, k = 0;
 
-	if (!p->logy || p->ymax - p->ymin < 1) {
-		double lo = p->logy ? pow(10, p->ymin) : p->ymin;
-		double hi = p->logy ? pow(10, p->ymax) : p->ymax;
-		n = dm_ticks(lo, hi, p->logy ? 4 : 6, t, MAX_TICKS, &step);
+	if (maxn > MAX_TICKS)
+		maxn = MAX_TICKS;
+	if (!logscale || hi - lo < 1) {
+		double a = logscale ? pow(10, lo) : lo;
+		double b = logscale ? pow(10, hi) : hi;
+		n = dm_ticks(a, b, logscale ? maxn * 2 / 3 : maxn, t, MAX_TICKS,
+		    &step);
 		for (int i = 0; i < n; i++) {
-			dm_tick_label(lab[i], 24, t[i], step);
-			pos[i] = p->logy ? log10(t[i]) : t[i];
+			if (logscale && !(t[i] > 0))
+				continue;
+			dm_tick_label(lab[k], 24, t[i], step);
+			pos[k++] = logscale ? log10(t[i]) : t[i];
 		}
-		return n;
+		return k;
 	}
-	/* log axis over a decade or more: whole powers of ten */
-	n = dm_ticks(p->ymin, p->ymax, 6, t, MAX_TICKS, &step);
+	n = dm_ticks(lo, hi, maxn, t, MAX_TICKS, &step);
 	if (step < 1) {
 		n = 0;
-		for (double e = ceil(p->ymin); e <= p->ymax && n < MAX_TICKS; e++)
+		for (double e = ceil(lo); e <= hi && n < MAX_TICKS; e++)
 			t[n++] = e;
 	}
 	for (int i = 0; i < n; i++) {
@@ -637,16 +656,14 @@ void
 dm_plot_axes(struct dm_plot *p, const char *xlabel, const char *ylabel)
 {
 	struct dm_canvas *im = p->im;
-	double xt[MAX_TICKS], yt[MAX_TICKS], step;
+	double xt[MAX_TICKS], yt[MAX_TICKS];
 	char xl[MAX_TICKS][24], yl[MAX_TICKS][24];
 	int nx, ny, maxw = 0;
 
 	dm_canvas_unclip(im);
-	nx = dm_ticks(p->xmin, p->xmax, (p->x1 - p->x0) / 60 + 1, xt,
-	    MAX_TICKS, &step);
-	for (int i = 0; i < nx; i++)
-		dm_tick_label(xl[i], 24, xt[i], step);
-	ny = y_ticks(p, yt, yl);
+	nx = axis_ticks(p->xmin, p->xmax, p->logx, (p->x1 - p->x0) / 60 + 1,
+	    xt, xl);
+	ny = axis_ticks(p->ymin, p->ymax, p->logy, 6, yt, yl);
 	/* light grid lines at the ticks, then the frame around the area */
 	for (int i = 0; i < nx; i++) {
 		int x = (int)floor(dm_plot_px(p, xt[i]) + 0.5);

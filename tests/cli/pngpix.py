@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """pngpix.py FILE [X Y ...] -- print "W H" of an 8-bit RGB PNG, then the
-"R G B" of each pixel (X, Y) asked for, one per line.  Standard library
-only (zlib), independent of libpng, for the dm-view tests."""
+"R G B" of each pixel (X, Y) asked for, one per line.
+pngpix.py --count R G B FILE X0 Y0 X1 Y1 -- print how many pixels of the
+rectangle X0..X1, Y0..Y1 (inclusive) have the colour R G B.
+Standard library only (zlib), independent of libpng, for the dm-view
+tests."""
 import struct
 import sys
 import zlib
@@ -44,7 +47,18 @@ def decode(data):
     return w, h, rows
 
 
+def count(argv):
+    colour = bytes(int(a) for a in argv[:3])
+    w, h, rows = decode(open(argv[3], 'rb').read())
+    x0, y0, x1, y1 = (int(a) for a in argv[4:8])
+    print(sum(rows[y][3 * x:3 * x + 3] == colour
+              for y in range(y0, y1 + 1) for x in range(x0, x1 + 1)))
+
+
 def main():
+    if sys.argv[1] == '--count':
+        count(sys.argv[2:])
+        return
     w, h, rows = decode(open(sys.argv[1], 'rb').read())
     print(w, h)
     args = [int(a) for a in sys.argv[2:]]

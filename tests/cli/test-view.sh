@@ -63,6 +63,67 @@ if "$PY" -c 'import zlib' >/dev/null 2>&1; then
 	check "curve: default size" '[ "$(cat "$T/pix")" = "640 400" ]'
 fi
 
+# ---- curves with missing values, markers, a log x axis ----
+# A missing value ("-", empty, nan, NaN) leaves a point out: the column
+# draws the same bytes as the table without it (x limits come from the
+# points drawn); a line joins the points on either side of it.
+printf 'nfe\teuler\n1\t9\n-\t7\n2\t8\n4\t\n6\t4\n7\t-\n8\tNaN\n9\tnan\n' >gaps.tsv
+printf 'nfe\teuler\n1\t9\n2\t8\n6\t4\n' >nogaps.tsv
+t_exit "curve: missing values" 0 dm-view --curve -o gaps.png gaps.tsv
+dm-view --curve -o nogaps.png nogaps.tsv
+check "curve: missing points left out, not zero" 'cmp -s gaps.png nogaps.png'
+dm-view --curve -o gaps2.png gaps.tsv
+check "curve: same bytes twice" 'cmp -s gaps.png gaps2.png'
+# Two sampler columns, each with values at its own NFE.  577x549 with
+# --lim 0:10 puts the frame at x 62..562, y 12..512, so that pixel
+# (62 + 50 x, 512 - 50 y) is the point (x, y).  euler: (1,9) (2,8) (6,4),
+# one 45-degree line through the missing row at x = 4; heun: (4,5) (6,3)
+# (8,1), nothing left of x = 4.
+printf 'nfe\teuler\theun\n1\t9\t-\n2\t8\t-\n4\t-\t5\n6\t4\t3\n8\t-\t1\n' >nfe.tsv
+SZ="--size 577x549 --lim 0:10"
+t_exit "curve: sparse columns" 0 dm-view --curve $SZ -o sp.png nfe.tsv
+t_exit "curve: --points" 0 dm-view --curve --points $SZ -o spp.png nfe.tsv
+# x = 10, 10^0.5 and 100 fall on columns 62, 312 and 562 with --logx
+printf 'nfe\tq\n1\t8\n10\t5\n100\t2\n' >logx.tsv
+t_exit "curve: --logx" 0 dm-view --curve --logx --points --size 577x549 \
+    --lim 1:100,0:10 -o lx.png logx.tsv
+t_exit "curve: --logx --logy, unsorted x" 0 \
+    sh -c 'printf "n\tq\n4\t0.1\n1\t2\n16\t-\n2\t0.5\n" | dm-view --curve --logx --logy -o lxy.png -'
+printf 'nfe\tq\n0\t-\n1\t2\n2\t3\n' >x0gap.tsv
+t_exit "curve: --logx ignores x <= 0 where nothing is drawn" 0 \
+    dm-view --curve --logx -o x0g.png x0gap.tsv
+printf 'a\tb\tc\n1\t2\t-\n2\t3\t5\n3\t4\t\n' >lone.tsv
+t_exit "curve: a column with one point" 0 dm-view --curve $SZ -o lone.png lone.tsv
+if "$PY" -c 'import zlib' >/dev/null 2>&1; then
+	EU="0 114 178" HE="213 94 0"    # palette colours 0 and 1
+	pix sp.png 262 212 114 60
+	check "curve: line joins across a missing row; no marker by default" \
+	    '[ "$(tr "\n" "|" <"$T/pix")" = "577 549|$EU|255 255 255|" ]'
+	count() { "$PY" "$HERE/pngpix.py" --count "$@"; }
+	check "curve: the missing row is not a point of its own" \
+	    '[ "$(count $EU sp.png 262 13 262 511)" = 1 ]'
+	check "curve: no colour where a column has no points (left)" \
+	    '[ "$(count $HE sp.png 63 13 255 511)" = 0 ]'
+	check "curve: no colour where a column has no points (right)" \
+	    '[ "$(count $EU sp.png 370 50 561 511)" = 0 ]'
+	check "curve: heun drawn where it has points" \
+	    '[ "$(count $HE sp.png 262 262 462 462)" -ge 200 ]'
+	# --points: a 5x5 square at (1,9) = pixel (112,62), corner (114,60)
+	pix spp.png 114 60 110 64 115 60 462 462
+	check "curve: --points draws 5x5 markers in the line colour" \
+	    '[ "$(tr "\n" "|" <"$T/pix")" = "577 549|$EU|$EU|255 255 255|$HE|" ]'
+	check "curve: markers of every present point" \
+	    '[ "$(count $EU spp.png 110 60 114 64)" = 25 ] &&
+	     [ "$(count $HE spp.png 460 460 464 464)" = 25 ]'
+	# --logx: the point (10, 5) at pixel (312, 262), marker corner (314, 260)
+	pix lx.png 314 260 109 260
+	check "curve: --logx puts x = 10 mid-way between 1 and 100" \
+	    '[ "$(tr "\n" "|" <"$T/pix")" = "577 549|$EU|255 255 255|" ]'
+	# a lone point is drawn as a marker even without --points: c at (2,5)
+	check "curve: a lone point gets a marker" \
+	    '[ "$(count $HE lone.png 160 260 164 264)" = 25 ]'
+fi
+
 # ---- a trajectory as a grid: rows of time ----
 "$PY" - <<'PYEOF' 2>/dev/null
 import json, struct
@@ -97,6 +158,10 @@ t_exit "bad --size" 2 dm-view --scatter --size 10x10 -o x.png data.st
 t_exit "bad --bins" 2 dm-view --density --bins 1 -o x.png data.st
 t_exit "bad --scale" 2 dm-view --grid --scale 0 -o x.png images.st
 t_exit "bad -n" 2 dm-view --grid -n -3 -o x.png images.st
+t_err "--logx with x limits <= 0" 2 '^dm-view: --lim: x limits must be positive with --logx$' \
+    dm-view --curve --logx --lim 0:10,1:2 -o x.png log.tsv
+t_err "--logy with y limits <= 0" 2 '^dm-view: --lim: y limits must be positive with --logy$' \
+    dm-view --curve --logy --lim -1:10 -o x.png log.tsv
 t_exit "unknown option" 2 dm-view --grid --frobnicate -o x.png images.st
 check "no output after usage errors" '[ ! -e x.png ]'
 
@@ -116,9 +181,33 @@ t_err "labels: no y" 1 "^dm-view: x\.npy: --labels: no tensor 'y'" \
     dm-view --scatter --labels -o x.png x.npy
 t_err "NaN refused" 1 "^dm-view: special\.st: tensor 'v' holds NaN" \
     dm-view --grid -t v -o x.png special.st
-printf 'a\tb\n1\tnan\n' >nan.tsv
-t_err "curve: NaN refused" 1 '^dm-view: nan\.tsv: line 2: column b' \
-    dm-view --curve -o x.png nan.tsv
+for f in abc 1x NA inf -Inf infinity; do
+	printf 'a\tb\n1\t2\n3\t%s\n' "$f" >bad.tsv
+	t_err "curve: field '$f' refused" 1 \
+	    "^dm-view: bad\\.tsv: line 3: column b: '$f' is not (a number|finite)" \
+	    dm-view --curve -o x.png bad.tsv
+done
+printf 'a\tb\tc\n1\t2\t-\n2\t3\tnan\n3\t4\t\n' >nocol.tsv
+t_err "curve: a column with no values" 1 '^dm-view: nocol\.tsv: column c has no values$' \
+    dm-view --curve -o x.png nocol.tsv
+t_err "curve: --y names a column with no values" 1 \
+    '^dm-view: nocol\.tsv: column c has no values$' \
+    dm-view --curve --y b,c -o x.png nocol.tsv
+printf 'a\tb\n-\t2\n2\t-\n' >apart.tsv
+t_err "curve: x and y never on one row" 1 \
+    '^dm-view: apart\.tsv: column b has no values on rows where a has one' \
+    dm-view --curve -o x.png apart.tsv
+printf 'a\t\tb\n1\t2\t3\n' >noname.tsv
+t_err "curve: header field empty" 1 '^dm-view: noname\.tsv: line 1: column 2 has no name' \
+    dm-view --curve -o x.png noname.tsv
+printf 'nfe\tq\n0\t1\n1\t2\n' >x0.tsv
+t_err "curve: --logx refuses x = 0" 1 \
+    '^dm-view: x0\.tsv: row 1: column nfe: 0 is not positive \(--logx\)$' \
+    dm-view --curve --logx -o x.png x0.tsv
+printf 'nfe\tq\n-2\t1\n1\t2\n' >xneg.tsv
+t_err "curve: --logx refuses x < 0" 1 \
+    '^dm-view: xneg\.tsv: row 1: column nfe: -2 is not positive \(--logx\)$' \
+    dm-view --curve --logx -o x.png xneg.tsv
 printf 'a\tb\n1\t2\t3\n' >ragged.tsv
 t_err "curve: ragged" 1 '^dm-view: ragged\.tsv: line 2: 3 fields' \
     dm-view --curve -o x.png ragged.tsv

@@ -125,6 +125,32 @@ DM_TEST(plot_disc_and_blend)
 	dm_canvas_free(im);
 }
 
+DM_TEST(plot_square_marker)
+{
+	struct dm_canvas *im = dm_canvas_new(20, 20, DM_WHITE);
+
+	/* r = 2: the 5x5 pixels around the nearest pixel (5, 7) */
+	dm_draw_square(im, 5.4, 6.6, 2, DM_BLACK);
+	CHECK_EQ_INT(count_set(im), 25);
+	CHECK_EQ_INT(dm_canvas_get(im, 3, 5), DM_BLACK);
+	CHECK_EQ_INT(dm_canvas_get(im, 7, 9), DM_BLACK);
+	CHECK_EQ_INT(dm_canvas_get(im, 2, 5), DM_WHITE);
+	CHECK_EQ_INT(dm_canvas_get(im, 7, 10), DM_WHITE);
+	/* cut at the corner: 3x3 left; r = 0 is one pixel */
+	dm_draw_square(im, 19, 0, 2, DM_BLACK);
+	CHECK_EQ_INT(count_set(im), 25 + 9);
+	dm_draw_square(im, 15, 15, 0, DM_BLACK);
+	CHECK_EQ_INT(count_set(im), 25 + 9 + 1);
+	/* not finite, far away, bad radius: nothing, no crash */
+	dm_draw_square(im, NAN, 5, 2, DM_BLACK);
+	dm_draw_square(im, 5, INFINITY, 2, DM_BLACK);
+	dm_draw_square(im, -3e9, 5, 2, DM_BLACK);
+	dm_draw_square(im, 5, 1e300, 2, DM_BLACK);
+	dm_draw_square(im, 10, 10, -1, DM_BLACK);
+	CHECK_EQ_INT(count_set(im), 35);
+	dm_canvas_free(im);
+}
+
 DM_TEST(plot_canvas_size_limits)
 {
 	CHECK(dm_canvas_new(0, 5, DM_WHITE) == NULL);
@@ -317,6 +343,77 @@ DM_TEST(plot_frame_mapping)
 	    DM_RGB(255, 0, 0), 1);
 	CHECK_EQ_INT(dm_canvas_get(im, p.x1, p.y0), DM_RGB(255, 0, 0));
 	CHECK_EQ_INT(dm_canvas_get(im, p.x1 + 1, p.y0 - 1), DM_BLACK);
+	dm_canvas_free(im);
+}
+
+#define GRID DM_RGB(228, 228, 228)
+
+/* Is pixel column (row) at data value v a grid line, looked at in a row
+ * (column) where no grid line of the other axis runs? */
+static int
+grid_at_x(const struct dm_plot *p, double v, int row)
+{
+	return dm_canvas_get(p->im, (int)floor(dm_plot_px(p, v) + 0.5), row) ==
+	    GRID;
+}
+
+static int
+grid_at_y(const struct dm_plot *p, double v, int col)
+{
+	return dm_canvas_get(p->im, col, (int)floor(dm_plot_py(p, v) + 0.5)) ==
+	    GRID;
+}
+
+DM_TEST(plot_log_axes)
+{
+	struct dm_canvas *im = dm_canvas_new(480, 480, DM_WHITE);
+	struct dm_plot p;
+	int row, col;
+
+	/* x from 1 to 100: grid lines at the powers of ten only, where a
+	 * linear axis over 0..2 would have them at 0.5 steps */
+	CHECK_OK(dm_plot_init(&p, im, 0, 2, 0, 1, DM_PLOT_LOGX));
+	CHECK(p.logx && !p.logy);
+	dm_plot_axes(&p, NULL, NULL);
+	row = (int)floor(dm_plot_py(&p, 0.1) + 0.5);  /* y ticks 0, 0.2, .. */
+	CHECK(grid_at_x(&p, 1, row));
+	CHECK(grid_at_x(&p, 2, row));
+	CHECK(!grid_at_x(&p, 0.5, row));
+	CHECK(!grid_at_x(&p, log10(2), row));
+	CHECK(!grid_at_x(&p, log10(5), row));
+	dm_canvas_free(im);
+
+	/* less than a decade, 2..8 on both axes: round numbers 2, 4, 6, 8
+	 * on each, the same rule for x and y */
+	im = dm_canvas_new(480, 480, DM_WHITE);
+	CHECK_OK(dm_plot_init(&p, im, log10(2), log10(8), log10(2), log10(8),
+	    DM_PLOT_LOGX | DM_PLOT_LOGY));
+	CHECK(p.logx && p.logy);
+	dm_plot_axes(&p, NULL, NULL);
+	row = (int)floor(dm_plot_py(&p, log10(3)) + 0.5);
+	col = (int)floor(dm_plot_px(&p, log10(3)) + 0.5);
+	for (int v = 2; v <= 8; v++) {
+		CHECK_MSG(grid_at_x(&p, log10(v), row) == (v % 2 == 0),
+		    "x grid line at %d", v);
+		CHECK_MSG(grid_at_y(&p, log10(v), col) == (v % 2 == 0),
+		    "y grid line at %d", v);
+	}
+	dm_canvas_free(im);
+}
+
+DM_TEST(plot_wide_axis_ticks_span_it)
+{
+	/* 8192 pixels wide would ask for 136 ticks: the step is chosen for
+	 * the 16 that are kept, so ticks reach the right end (0, 20, .. 200) */
+	struct dm_canvas *im = dm_canvas_new(8192, 200, DM_WHITE);
+	struct dm_plot p;
+
+	CHECK_OK(dm_plot_init(&p, im, 0, 200, 0, 1, 0));
+	dm_plot_axes(&p, NULL, NULL);
+	int row = (int)floor(dm_plot_py(&p, 0.1) + 0.5);
+	CHECK(grid_at_x(&p, 180, row));
+	CHECK(grid_at_x(&p, 20, row));
+	CHECK(!grid_at_x(&p, 10, row));
 	dm_canvas_free(im);
 }
 
