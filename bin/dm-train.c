@@ -80,7 +80,7 @@ usage(FILE *fp)
 	    "                [--pairs | --source FILE] [--resume FILE] "
 	    "[--schedule SPEC]\n"
 	    "                [--seed N] [--steps N] [--t-sampling "
-	    "uniform|discrete|logit-normal[:m,s]]\n"
+	    "uniform|discrete|logit-normal[:m,s]|fixed:t]\n"
 	    "                [--threads N] [--until N] [--val FILE | "
 	    "--val-frac F]\n"
 	    "                [--val-every K] [--warmup N] [--wd W]\n"

@@ -36,10 +36,10 @@ UNET      ?= ch=16,mult=1,2,2
 CKPT_EVERY ?= 50
 else
 OUT       ?= results/fashion
-STEPS     ?= 6000
-CLS_STEPS ?= 3000
+STEPS     ?= 3600
+CLS_STEPS ?= 1500
 BATCH     ?= 64
-N         ?= 1000
+N         ?= 500
 UNET      ?= ch=32,mult=1,2,4,attn=1
 CKPT_EVERY ?= 500
 endif
