@@ -36,7 +36,7 @@ UNET      ?= ch=16,mult=1,2,2
 CKPT_EVERY ?= 50
 else
 OUT       ?= results/fashion
-STEPS     ?= 3600
+STEPS     ?= 3000
 CLS_STEPS ?= 1500
 BATCH     ?= 64
 N         ?= 500
