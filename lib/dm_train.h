@@ -112,11 +112,29 @@ void dm_adamw_step(float *p, const float *g, float *m, float *v, size_t n,
  * warm-up lr (step + 1) / warmup for step < warmup, then constant or
  * lr (1 + cos(pi (step - warmup) / (steps - warmup))) / 2. */
 double dm_lr_at(const struct dm_train_opts *o, int64_t step);
-/* The global L2 norm of g (summed in double, in order); when clip > 0 and
- * the norm exceeds it, g is scaled so that its norm is clip. */
+/* The global L2 norm of g, summed in double in a fixed order (chunks of
+ * at least 16384 values in order, then the chunks), whatever the thread
+ * count. */
+double dm_grad_norm(const float *g, size_t n);
+/* The factor clip / norm when clip > 0 and norm > clip (finite), else 1. */
+double dm_grad_clip_scale(double norm, double clip);
+/* The norm of g (dm_grad_norm); when clip > 0 and the norm exceeds it, g
+ * is scaled so that its norm is clip. */
 double dm_grad_clip(float *g, size_t n, double clip);
 /* ema = decay ema + (1 - decay) p. */
 void dm_ema_update(float *ema, const float *p, size_t n, double decay);
+/* One fused update: g times gscale (the clipping factor), the AdamW
+ * update of p, m, v, then ema = decay ema + (1 - decay) p (ema may be
+ * NULL), and g set to 0 for the next step's gradients.  The same numbers
+ * as dm_grad_clip, dm_adamw_step and dm_ema_update in turn, in one pass. */
+struct dm_optim_step {
+	double lr, beta1, beta2, eps, wd;
+	int64_t t;          /* update number: 1, 2, ... */
+	double gscale;      /* dm_grad_clip_scale */
+	double ema;         /* the EMA decay of this update (dm_ema_decay) */
+};
+void dm_optim_fused(float *p, float *g, float *m, float *v, float *ema,
+    size_t n, const struct dm_optim_step *s);
 /* The decay of update `step` (0, 1, ...) for a set decay D:
  * min(D, (1 + step)/(10 + step)), so that the EMA of a short run is not
  * stuck near the initial weights (the num_updates warm-up of
@@ -174,6 +192,7 @@ struct dm_trainer {
 	int64_t *y, *idx;             /* labels, data rows */
 	struct dm_lora *lora;         /* borrowed: train only its factors */
 	struct dm_cm_state *cm;         /* objective consistency */
+	int grad_zero;                  /* the model's gradients are 0 */
 };
 /* Checks the data against the model and options; copies opts and data. */
 struct dm_trainer *dm_trainer_new(struct dm_model *m,

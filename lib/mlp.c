@@ -21,6 +21,8 @@
  *
  * Initialization: linear weights and biases U(+-1/sqrt(fan_in)), norms 1
  * and 0, the class table N(0, 1), `output` zero. */
+#include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +30,14 @@
 #include "dm_base.h"
 #include "dm_nn.h"
 #include "model_impl.h"
+#include "nn_internal.h"
 
 #define LN_EPS 1e-5f
+
+/* Batches of at most this many rows skip BLAS (nn_serial.c): at batch 1
+ * a forward is a chain of matrix-vector products, each cheaper than an
+ * sgemm call's packing and thread start. */
+#define MLP_SERIAL_ROWS 4
 
 struct mlp_block {
 	size_t nw, nb, f1w, f1b, ew, eb, f2w, f2b;
@@ -144,59 +152,196 @@ dm_mlp_work(const struct dm_model *m, int B)
 	return 1;
 }
 
+static void
+linear(float *out, const float *in, const float *w, const float *b, int n,
+    int din, int dout)
+{
+	if (n <= MLP_SERIAL_ROWS)
+		dm_linear_forward_serial(out, in, w, b, n, din, dout);
+	else
+		dm_linear_forward(out, in, w, b, n, din, dout);
+}
+
+/* out (n, dout) = in w^T, or += with acc (BLAS only): the products
+ * without their bias, which the pass after them adds. */
+static void
+matmul(float *out, const float *in, const float *w, int n, int din,
+    int dout, int acc)
+{
+	if (n <= MLP_SERIAL_ROWS && !acc)
+		dm_linear_forward_serial(out, in, w, NULL, n, din, dout);
+	else
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dout,
+		    din, 1.0f, in, din, w, din, acc ? 1.0f : 0.0f, out, dout);
+}
+
+static inline float
+silu(float x)
+{
+	return x / (1.0f + dm_nn_exp(-x));
+}
+
+/* The passes between the products, row by row while a row is in cache;
+ * across threads when the batch is large. */
+#define MLP_ROWS(n, W, call) do {                                         \
+	if ((size_t)(n) * (size_t)(W) >= DM_NN_PAR_MIN) {                 \
+		_Pragma("omp parallel for schedule(static)")              \
+		for (int r = 0; r < (n); r++)                             \
+			call;                                             \
+	} else                                                            \
+		for (int r = 0; r < (n); r++)                             \
+			call;                                             \
+} while (0)
+
+/* One row of h (W): h += bias + hprev (either may be NULL), then
+ * ln = LayerNorm(h) with its mean and rstd (two passes in double, as
+ * dm_layernorm_forward), s = SiLU(ln). */
+static void
+row_resid_norm_silu(float *restrict h, const float *restrict hprev,
+    const float *restrict bias, float *restrict ln, float *restrict s,
+    float *mean, float *rstd, const float *restrict nw,
+    const float *restrict nb, int W)
+{
+	double sum = 0, var = 0, m;
+
+	if (hprev != NULL && bias != NULL) {
+		#pragma omp simd
+		for (int k = 0; k < W; k++)
+			h[k] += bias[k] + hprev[k];
+	} else if (bias != NULL) {
+		#pragma omp simd
+		for (int k = 0; k < W; k++)
+			h[k] += bias[k];
+	}
+	#pragma omp simd reduction(+:sum)
+	for (int k = 0; k < W; k++)
+		sum += h[k];
+	m = sum / W;
+	#pragma omp simd reduction(+:var)
+	for (int k = 0; k < W; k++) {
+		double d = h[k] - m;
+		var += d * d;
+	}
+	float fm = (float)m, rs = (float)(1.0 / sqrt(var / W + LN_EPS));
+	*mean = fm;
+	*rstd = rs;
+	#pragma omp simd
+	for (int k = 0; k < W; k++) {
+		float y = (h[k] - fm) * rs * nw[k] + nb[k];
+		ln[k] = y;
+		s[k] = silu(y);
+	}
+}
+
+/* One row of u (W): u += b1 + add, s = SiLU(u). */
+static void
+row_bias_silu(float *restrict u, float *restrict s, const float *restrict b1,
+    const float *restrict add, int W)
+{
+	#pragma omp simd
+	for (int k = 0; k < W; k++) {
+		float x = u[k] + (b1[k] + add[k]);
+		u[k] = x;
+		s[k] = silu(x);
+	}
+}
+
+/* 1 when every row has the same t: sampling, where the time embedding
+ * and each block's projection of it are one row for the whole batch. */
+static int
+same_t(const float *t, int B)
+{
+	for (int i = 1; i < B; i++)
+		if (t[i] != t[0])
+			return 0;
+	return 1;
+}
+
+/* The time embedding se (rows, W) of the first `rows` rows. */
+static void
+time_embed(struct dm_model *m, const float *t, const int64_t *y, int rows)
+{
+	struct mlp *n = m->impl;
+	size_t BW = (size_t)rows * n->W;
+
+	dm_timestep_embedding(n->ts, t, rows, n->T, 1000);
+	linear(n->e0, n->ts, DM_P(m, n->t0w), DM_P(m, n->t0b), rows, n->T,
+	    n->W);
+	dm_silu_forward(n->e1, n->e0, BW);
+	linear(n->e, n->e1, DM_P(m, n->t2w), DM_P(m, n->t2b), rows, n->W,
+	    n->W);
+	if (n->cond) {
+		dm_embedding_forward(n->ce, y, DM_P(m, n->cls), rows,
+		    n->W);
+		for (size_t i = 0; i < BW; i++)
+			n->e[i] += n->ce[i];
+	}
+	dm_silu_forward(n->se, n->e, BW);
+}
+
+/*
+ * Forward.  Every product but the small ones runs without its bias; the
+ * pass after it adds the bias, the residual or the time projection, and
+ * goes on to the next LayerNorm and SiLU on the same row.  With one t
+ * for the batch (and no class), the time path runs on one row.  Batches
+ * of at most MLP_SERIAL_ROWS rows run on the calling thread.
+ */
 int
 dm_mlp_forward(struct dm_model *m, float *out, const float *x,
     const float *t, const int64_t *y, int B, int train)
 {
 	struct mlp *n = m->impl;
-	size_t BW = (size_t)B * n->W;
-	const float *h;
+	int W = n->W, one_t = !train && !n->cond && B > 1 && same_t(t, B);
+	size_t BW = (size_t)B * W;
 
-	(void)train;
 	memcpy(n->x, x, (size_t)B * n->d * sizeof(float));
-	dm_timestep_embedding(n->ts, t, B, n->T, 1000);
-	dm_linear_forward(n->e0, n->ts, DM_P(m, n->t0w), DM_P(m, n->t0b), B,
-	    n->T, n->W);
-	dm_silu_forward(n->e1, n->e0, BW);
-	dm_linear_forward(n->e, n->e1, DM_P(m, n->t2w), DM_P(m, n->t2b), B,
-	    n->W, n->W);
-	if (n->cond) {
-		dm_embedding_forward(n->ce, y, DM_P(m, n->cls), B, n->W);
-		for (size_t i = 0; i < BW; i++)
-			n->e[i] += n->ce[i];
-	}
-	dm_silu_forward(n->se, n->e, BW);
-	dm_linear_forward(n->h0, n->x, DM_P(m, n->inw), DM_P(m, n->inb), B,
-	    n->d, n->W);
-	h = n->h0;
-	for (int i = 0; i < n->depth; i++) {
+	time_embed(m, t, y, one_t ? 1 : B);
+	matmul(n->h0, n->x, DM_P(m, n->inw), B, n->d, W, 0);
+	float *h = n->h0, *hprev = NULL;
+	const float *hbias = DM_P(m, n->inb);
+	for (int i = 0; i <= n->depth; i++) {
+		float *ln, *s, *mean, *rstd;
+		const float *nw, *nb;
+		if (i < n->depth) {
+			struct mlp_block *b = &n->blk[i];
+			ln = b->ln, s = b->s1, mean = b->mean, rstd = b->rstd;
+			nw = DM_P(m, b->nw), nb = DM_P(m, b->nb);
+		} else {
+			ln = n->on, s = n->os, mean = n->omean, rstd = n->orstd;
+			nw = DM_P(m, n->onw), nb = DM_P(m, n->onb);
+		}
+		MLP_ROWS(B, W, row_resid_norm_silu(h + (size_t)r * W,
+		    hprev ? hprev + (size_t)r * W : NULL, hbias,
+		    ln + (size_t)r * W, s + (size_t)r * W, mean + r, rstd + r,
+		    nw, nb, W));
+		if (i == n->depth)
+			break;
 		struct mlp_block *b = &n->blk[i];
-		dm_layernorm_forward(b->ln, b->mean, b->rstd, h, DM_P(m, b->nw),
-		    DM_P(m, b->nb), B, n->W, LN_EPS);
-		dm_silu_forward(b->s1, b->ln, BW);
-		dm_linear_forward(b->u, b->s1, DM_P(m, b->f1w), DM_P(m, b->f1b),
-		    B, n->W, n->W);
-		dm_linear_forward(b->e, n->se, DM_P(m, b->ew), DM_P(m, b->eb),
-		    B, n->W, n->W);
-		for (size_t k = 0; k < BW; k++)
-			b->u[k] += b->e[k];
-		dm_silu_forward(b->s2, b->u, BW);
+		const float *add = DM_P(m, b->eb);
+		size_t astride = 0;
+		matmul(b->u, b->s1, DM_P(m, b->f1w), B, W, W, 0);
+		if (one_t || B <= MLP_SERIAL_ROWS) {
+			/* the projection of the time embedding, with its bias */
+			linear(b->e, n->se, DM_P(m, b->ew), DM_P(m, b->eb),
+			    one_t ? 1 : B, W, W);
+			add = b->e;
+			astride = one_t ? 0 : (size_t)W;
+		} else
+			matmul(b->u, n->se, DM_P(m, b->ew), B, W, W, 1);
+		const float *b1 = DM_P(m, b->f1b);
+		MLP_ROWS(B, W, row_bias_silu(b->u + (size_t)r * W,
+		    b->s2 + (size_t)r * W, b1, add + (size_t)r * astride, W));
 		const float *f2in = b->s2;
 		if (n->a.dropping) {
 			dm_model_dropout(m, b->dr, b->mask, b->s2, BW, i);
 			f2in = b->dr;
 		}
-		dm_linear_forward(b->h, f2in, DM_P(m, b->f2w), DM_P(m, b->f2b),
-		    B, n->W, n->W);
-		for (size_t k = 0; k < BW; k++)
-			b->h[k] += h[k];
+		matmul(b->h, f2in, DM_P(m, b->f2w), B, W, W, 0);
+		hprev = h;
 		h = b->h;
+		hbias = DM_P(m, b->f2b);
 	}
-	dm_layernorm_forward(n->on, n->omean, n->orstd, h, DM_P(m, n->onw),
-	    DM_P(m, n->onb), B, n->W, LN_EPS);
-	dm_silu_forward(n->os, n->on, BW);
-	dm_linear_forward(out, n->os, DM_P(m, n->ow), DM_P(m, n->ob), B, n->W,
-	    n->dout);
+	linear(out, n->os, DM_P(m, n->ow), DM_P(m, n->ob), B, W, n->dout);
 	return 0;
 }
 

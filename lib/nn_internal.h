@@ -24,6 +24,11 @@
 	}                                                                 \
 } while (0)
 
+/* out (n, dout) = in (n, din) . w^T + b, as dm_linear_forward, on the
+ * calling thread without BLAS: for a few rows (nn_serial.c). */
+void dm_linear_forward_serial(float *out, const float *in, const float *w,
+    const float *b, int n, int din, int dout);
+
 /*
  * e^x in a form the compiler vectorizes (libm's expf is a call it cannot):
  * x = k ln2 + r with k = round(x / ln2), |r| <= ln2 / 2, ln2 split in a

@@ -334,7 +334,9 @@ dm_trainer_step(struct dm_trainer *tr)
 	make_batch(tr, B, g0, 1);
 	m->dropout_seed = tr->o.seed;
 	m->dropout_step = (uint64_t)tr->step;
-	dm_model_zero_grad(m);
+	if (!tr->grad_zero || m->grads == NULL)
+		dm_model_zero_grad(m);
+	tr->grad_zero = 0;
 	if (m->grads == NULL)
 		return dm_seterr("the model has no gradient buffer");
 	if (tr->lora != NULL)
@@ -356,15 +358,18 @@ dm_trainer_step(struct dm_trainer *tr)
 	float *grad;
 	size_t np;
 	float *par = trainable(tr, &grad, &np);
-	double gn = dm_grad_clip(grad, np, tr->o.clip);
+	double gn = dm_grad_norm(grad, np);
 	if (!isfinite(gn))
 		return dm_seterr("step %lld: the gradients hold NaN or Inf",
 		    (long long)tr->step + 1);
 	double lr = dm_lr_at(&tr->o, tr->step);
-	dm_adamw_step(par, grad, tr->adam_m, tr->adam_v, np,
-	    lr, tr->o.beta1, tr->o.beta2, tr->o.adam_eps, tr->o.wd,
-	    tr->step + 1);
-	dm_ema_update(tr->ema, par, np, dm_ema_decay(tr->o.ema, tr->step));
+	struct dm_optim_step os = {lr, tr->o.beta1, tr->o.beta2,
+	    tr->o.adam_eps, tr->o.wd, tr->step + 1,
+	    dm_grad_clip_scale(gn, tr->o.clip),
+	    dm_ema_decay(tr->o.ema, tr->step)};
+	/* also zeroes the gradients: the next step needs no pass for it */
+	dm_optim_fused(par, grad, tr->adam_m, tr->adam_v, tr->ema, np, &os);
+	tr->grad_zero = tr->lora == NULL;
 	tr->loss_ema = tr->step == 0 ? loss :
 	    LOSS_EMA_DECAY * tr->loss_ema + (1 - LOSS_EMA_DECAY) * loss;
 	tr->loss = loss;

@@ -286,8 +286,11 @@ DM_TEST(model_mlp_gradients)
 
 	mlp_config(&c, 3, 3);
 	gradcheck_model(&c, 4, 2e-2);
+	/* batches past the serial path (mlp.c): BLAS and the fused passes */
+	gradcheck_model(&c, 7, 2e-2);
 	c.dropout = 0.3f;
 	gradcheck_model(&c, 4, 2e-2);
+	gradcheck_model(&c, 9, 2e-2);
 	c.dropout = 0;
 	c.classes = 0;
 	c.depth = 1;
@@ -315,25 +318,38 @@ DM_TEST(model_unet_gradients)
 	gradcheck_model(&c, 2, 2e-2);
 }
 
+/* A new model (seed 5) with N(0, 0.1^2) noise of seed `seed` added to
+ * every parameter, so no layer is zero; NULL (and a failed check) if it
+ * cannot be made. */
+static struct dm_model *
+perturbed_model(const struct dm_model_config *c, uint64_t seed)
+{
+	struct dm_model *m = dm_model_new(c, 5);
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return NULL;
+	float *noise = malloc(m->nparams * sizeof(float));
+	fill_normal(noise, m->nparams, seed, 0.1f);
+	for (size_t i = 0; i < m->nparams; i++)
+		m->params[i] += noise[i];
+	free(noise);
+	return m;
+}
+
 /* Row i's output depends on row i only (eval), and the same input gives
  * the same output. */
 static void
 check_rows_independent(const struct dm_model_config *c)
 {
-	struct dm_model *m = dm_model_new(c, 5);
+	struct dm_model *m = perturbed_model(c, 6);
 	enum { B = 5 };
 	size_t nin, nout;
 
-	CHECK(m != NULL);
 	if (m == NULL)
 		return;
 	nin = dm_model_in_size(m);
 	nout = dm_model_out_size(m);
-	float *noise = malloc(m->nparams * sizeof(float));
-	fill_normal(noise, m->nparams, 6, 0.1f);
-	for (size_t i = 0; i < m->nparams; i++)
-		m->params[i] += noise[i];
-	free(noise);
 	float *x = malloc(B * nin * sizeof(float));
 	float *o1 = malloc(B * nout * sizeof(float));
 	float *o2 = malloc(B * nout * sizeof(float));
@@ -380,6 +396,63 @@ check_rows_independent(const struct dm_model_config *c)
 	free(o2);
 	free(o3);
 	dm_model_free(m);
+}
+
+/* One t for the whole batch (sampling): the mlp runs its time path on
+ * one row; every row must equal the same row alone, and the batch with
+ * one row's t nudged (the full path). */
+static void
+check_one_t(const struct dm_model_config *c, int B)
+{
+	struct dm_model *m = perturbed_model(c, 8);
+	size_t nin, nout;
+
+	if (m == NULL)
+		return;
+	nin = dm_model_in_size(m);
+	nout = dm_model_out_size(m);
+	float *x = malloc(B * nin * sizeof(float));
+	float *o1 = malloc(B * nout * sizeof(float));
+	float *o2 = malloc(B * nout * sizeof(float));
+	float *o3 = malloc(nout * sizeof(float));
+	float *t = malloc(B * sizeof(float));
+	fill_normal(x, B * nin, 9, 1);
+	for (int i = 0; i < B; i++)
+		t[i] = 0.37f;
+	CHECK_OK(dm_model_forward(m, o1, x, t, NULL, B, 0));
+	t[B - 1] = 0.3700001f;
+	CHECK_OK(dm_model_forward(m, o2, x, t, NULL, B, 0));
+	double dmax = 0, d2 = 0, omax = 0;
+	for (int i = 0; i < B; i++) {
+		CHECK_OK(dm_model_forward(m, o3, x + i * nin, t, NULL, 1, 0));
+		for (size_t k = 0; k < nout; k++) {
+			dmax = fmax(dmax, fabs(o3[k] - o1[i * nout + k]));
+			if (i < B - 1)
+				d2 = fmax(d2, fabs(o3[k] - o2[i * nout + k]));
+			omax = fmax(omax, fabs(o1[i * nout + k]));
+		}
+	}
+	CHECK_MSG(dmax <= 1e-5 * fmax(1, omax), "one t, B %d: rows differ "
+	    "by %g", B, dmax);
+	CHECK_MSG(d2 <= 1e-5 * fmax(1, omax), "B %d: rows differ by %g", B,
+	    d2);
+	CHECK(omax > 0);
+	free(x); free(o1); free(o2); free(o3); free(t);
+	dm_model_free(m);
+}
+
+DM_TEST(model_mlp_one_t)
+{
+	struct dm_model_config c;
+
+	mlp_config(&c, 3, 0);
+	check_one_t(&c, 2);
+	check_one_t(&c, 9);
+	c.width = 37;
+	c.depth = 3;
+	check_one_t(&c, 13);
+	c.depth = 0;
+	check_one_t(&c, 6);
 }
 
 DM_TEST(model_rows_independent)

@@ -9,6 +9,7 @@
 #include "dm.h"
 #include "dm_nn.h"
 #include "gradcheck.h"
+#include "nn_internal.h"
 #include "test.h"
 
 static float *
@@ -121,6 +122,52 @@ DM_TEST(nn_linear)
 	linear_case(37, 70, 50, 1);
 	linear_case(300, 8, 128, 1);
 	linear_case(64, 4, 600, 1);
+}
+
+/* The serial kernel of a few rows against the triple loop in double, and
+ * against the BLAS layer: sizes below, at and above its four-row tile,
+ * with and without bias. */
+static void
+linear_serial_case(int n, int din, int dout, int bias)
+{
+	size_t nin = (size_t)n * din, nw = (size_t)dout * din,
+	    nout = (size_t)n * dout;
+	float *in = randn(nin, 11), *w = randn(nw, 12);
+	float *b = bias ? randn((size_t)dout, 13) : NULL;
+	float *o1 = zeros(nout), *o2 = zeros(nout);
+	int bad = 0;
+
+	dm_linear_forward_serial(o1, in, w, b, n, din, dout);
+	dm_linear_forward(o2, in, w, b, n, din, dout);
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < dout; j++) {
+			double s = bias ? b[j] : 0, a = bias ? fabs(b[j]) : 0;
+			for (int k = 0; k < din; k++) {
+				double p = (double)in[(size_t)i * din + k] *
+				    w[(size_t)j * din + k];
+				s += p;
+				a += fabs(p);
+			}
+			size_t o = (size_t)i * dout + j;
+			if (fabs(o1[o] - s) > 1e-6 * (1 + a) ||
+			    fabs(o1[o] - o2[o]) > 1e-6 * (1 + a))
+				bad++;
+		}
+	CHECK_MSG(bad == 0, "serial linear %dx%dx%d (bias %d): %d outputs "
+	    "differ", n, din, dout, bias, bad);
+	free(in); free(w); free(b); free(o1); free(o2);
+}
+
+DM_TEST(nn_linear_serial)
+{
+	static const int sz[][3] = {{1, 1, 1}, {1, 2, 256}, {1, 64, 256},
+	    {1, 256, 2}, {3, 7, 5}, {4, 33, 13}, {2, 256, 256}, {5, 17, 3},
+	    {1, 1000, 7}};
+
+	for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
+		linear_serial_case(sz[i][0], sz[i][1], sz[i][2], 1);
+		linear_serial_case(sz[i][0], sz[i][1], sz[i][2], 0);
+	}
 }
 
 DM_TEST(nn_linear_known)

@@ -96,6 +96,76 @@ DM_TEST(train_clip_global_norm)
 	CHECK(isnan(dm_grad_clip(h, 2, 1)));
 }
 
+/* The norm in chunks against one sum in order (long double), for sizes
+ * around the chunk length. */
+DM_TEST(train_grad_norm_chunks)
+{
+	static const size_t sz[] = {1, 7, 16383, 16385, 100003, 5000001};
+
+	for (size_t k = 0; k < sizeof sz / sizeof sz[0]; k++) {
+		size_t n = sz[k];
+		float *g = malloc(n * sizeof *g);
+		long double ss = 0;
+		dm_rng_normal(g, n, 3, k, 0);
+		for (size_t i = 0; i < n; i++)
+			ss += (long double)g[i] * g[i];
+		CHECK_NEAR(dm_grad_norm(g, n), sqrtl(ss), 1e-12 * sqrtl(ss));
+		free(g);
+	}
+}
+
+/* The fused update is clip + AdamW + EMA in turn to the bit, and leaves
+ * the gradient at zero; sizes odd and across thread chunks, clipping on
+ * and off, several steps (the moments and the EMA warm-up move). */
+static void
+fused_case(size_t n, double clip, double wd)
+{
+	float *p1 = malloc(n * sizeof(float)), *p2 = malloc(n * sizeof(float));
+	float *g1 = malloc(n * sizeof(float)), *g2 = malloc(n * sizeof(float));
+	float *m1 = calloc(n, sizeof(float)), *m2 = calloc(n, sizeof(float));
+	float *v1 = calloc(n, sizeof(float)), *v2 = calloc(n, sizeof(float));
+	float *e1 = malloc(n * sizeof(float)), *e2 = malloc(n * sizeof(float));
+	int bad = 0, nonzero = 0;
+
+	dm_rng_normal(p1, n, 5, 0, 0);
+	memcpy(p2, p1, n * sizeof(float));
+	memcpy(e1, p1, n * sizeof(float));
+	memcpy(e2, p1, n * sizeof(float));
+	for (int step = 0; step < 4; step++) {
+		dm_rng_normal(g1, n, 6, (uint64_t)step, 0);
+		memcpy(g2, g1, n * sizeof(float));
+		double lr = 1e-2 * (step + 1), decay = dm_ema_decay(0.999, step);
+		double gn = dm_grad_clip(g1, n, clip);
+		dm_adamw_step(p1, g1, m1, v1, n, lr, 0.9, 0.999, 1e-8, wd,
+		    step + 1);
+		dm_ema_update(e1, p1, n, decay);
+		double gn2 = dm_grad_norm(g2, n);
+		struct dm_optim_step os = {lr, 0.9, 0.999, 1e-8, wd, step + 1,
+		    dm_grad_clip_scale(gn2, clip), decay};
+		dm_optim_fused(p2, g2, m2, v2, e2, n, &os);
+		CHECK(gn == gn2);
+		for (size_t i = 0; i < n; i++) {
+			bad += p1[i] != p2[i] || m1[i] != m2[i] ||
+			    v1[i] != v2[i] || e1[i] != e2[i];
+			nonzero += g2[i] != 0;
+		}
+	}
+	CHECK_MSG(bad == 0 && nonzero == 0, "fused update, n %zu clip %g: "
+	    "%d values differ, %d gradients not zeroed", n, clip, bad,
+	    nonzero);
+	free(p1); free(p2); free(g1); free(g2); free(m1); free(m2);
+	free(v1); free(v2); free(e1); free(e2);
+}
+
+DM_TEST(train_optim_fused)
+{
+	fused_case(1, 0, 0);
+	fused_case(13, 1, 0.01);
+	fused_case(16385, 0.5, 0);
+	fused_case(100003, 1e6, 0.1);
+	fused_case(100003, 10, 0.1);
+}
+
 static void
 t_moments(const struct dm_train_opts *o, const struct dm_schedule *s,
     int n, int logit, double *mean, double *var)
