@@ -61,6 +61,19 @@ else
 	echo "# torch: python3-torch does not import; no comparison"
 fi
 
+# Sinkhorn (bench_ot): iterations/s and points^2/s (n m cost entries per
+# half-iteration) on 2-D Gaussian clouds at epsilon = reg x the largest
+# cost, tol 1e-9; then dm-sinkhorn as a whole process against POT's
+# ot.sinkhorn, ot.sinkhorn_log and ot.emd2 on the same problems when
+# /usr/bin/python3 imports ot (scripts/pot_bench.py).
+"$B/bench/bench_ot" -t "$TH" 1000:0.05 1000:0.01 5000:0.05 5000:0.01 \
+    20000:0.01
+if /usr/bin/python3 -c 'import ot' 2>/dev/null; then
+	/usr/bin/python3 scripts/pot_bench.py "$B"
+else
+	echo "# pot: python3 cannot import ot (POT); no comparison"
+fi
+
 # Training and sampling (bench_train), each workload in its own process, and
 # the same workloads in PyTorch (scripts/torch_bench.py) run right after it
 # when /usr/bin/python3 has torch, so each ratio compares back-to-back runs.
