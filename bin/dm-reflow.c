@@ -510,10 +510,16 @@ report(const struct opts *o, const char *name, struct dm_model *m,
 		if (H != NULL) {
 			struct dm_ot_opts oo;
 			double div;
+			int rc;
 			dm_ot_opts_defaults(&oo);
-			if (dm_ot_divergence(x, o->eval_n, H->x, H->n, (int)d, &oo,
-			    &div) == -1)
+			oo.tol = 1e-3;	/* dm-sinkhorn --divergence's default */
+			rc = dm_ot_divergence(x, o->eval_n, H->x, H->n, (int)d,
+			    &oo, &div);
+			if (rc == -1)
 				errx(1, "%s: divergence: %s", name, dm_errstr());
+			if (rc == 1)
+				warnx("%s: divergence at %d steps: Sinkhorn did "
+				    "not converge", name, o->eval_steps[i]);
 			printf("\t%.5g", div);
 			continue;
 		}
