@@ -5,11 +5,12 @@
 # against the number of network evaluations (NFE).
 #
 # Output goes to demo/ (DEMO_DIR to change it).  Quality is the Sinkhorn
-# divergence (dm-sinkhorn(1)) between 2000 samples and 2000 held-out
+# divergence (dm-sinkhorn(1)) between 2000 samples and 5000 held-out
 # points of the data set: 0 for the same distribution, and it sees every
-# feature of a distribution, not only its moments.  Two independent draws
-# of 2000 points from the data themselves give the floor it can reach
-# (the "data" row).
+# feature of a distribution, not only its moments.  Samples of 2000 points
+# carry noise of their own: the "data" row is the mean divergence of five
+# fresh draws of 2000 points from the data set itself, the floor a perfect
+# model would reach (single draws range over a factor of about 4).
 set -eu
 B=${1:-build}
 top=$(pwd)
@@ -21,9 +22,10 @@ cd "$out"
 say() { printf 'demo: %s\n' "$*" >&2; }
 
 # div FILE: the divergence column of dm-sinkhorn's table against held-out
-# data
+# data, at a marginal tolerance of 1e-2 (within a few per cent of its
+# converged value, and quick)
 div() {
-	dm-sinkhorn --divergence "$1" heldout.st | awk -F '\t' '
+	dm-sinkhorn --divergence --tol 1e-2 "$1" heldout.st | awk -F '\t' '
 	    NR == 1 { for (i = 1; i <= NF; i++) if ($i == "divergence") c = i }
 	    NR == 2 { print $c }'
 }
@@ -31,8 +33,7 @@ div() {
 say "data: 20000 points of the two-moons set -> $out/data.png"
 dm-data moons -n 20000 -o moons.st
 dm-view --scatter --labels -o data.png moons.st
-dm-data moons -n 2000 --seed 7 -o heldout.st
-dm-data moons -n 2000 --seed 8 -o floor.st
+dm-data moons -n 5000 --seed 7 -o heldout.st
 
 say "training a flow-matching model (mlp, rf schedule, 3000 steps, ~1 min)"
 dm-train --objective flow --schedule rf --log train.tsv -o flow.st moons.st
@@ -40,7 +41,12 @@ dm-view --curve --x step --y loss --logy -o loss.png train.tsv
 
 say "sampling: quality against NFE -> $out/quality.tsv, quality.png"
 printf 'sampler\tsteps\tnfe\tdivergence\n' >quality.tsv
-printf 'data\t-\t-\t%s\n' "$(div floor.st)" >>quality.tsv
+for k in 11 12 13 14 15; do
+	dm-data moons -n 2000 --seed "$k" -o floor.st
+	div floor.st
+done | awk '{ s += $1 } END { printf "data\t-\t-\t%.6g\n", s / NR }' \
+    >>quality.tsv
+rm -f floor.st
 for s in euler heun dpm++2m; do
 	for k in 1 2 4 8 16 32; do
 		[ "$s" = heun ] && [ "$k" -eq 1 ] && continue
