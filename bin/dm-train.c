@@ -70,7 +70,7 @@ usage(FILE *fp)
 	    "                [--cm improved|original] [--cm-loss L] "
 	    "[--cm-sigma S] [--cm-steps C]\n"
 	    "                [--cm-target T] [--cm-weight W]\n"
-	    "                [--clip C] [--coupling independent] [--ema D] "
+	    "                [--clip C] [--coupling independent|ot] [--ema D] "
 	    "[--init MODEL]\n"
 	    "                [--log FILE] [--lora R --base MODEL [--lora-alpha A] "
 	    "[--lora-targets P,...]]\n"
@@ -342,8 +342,13 @@ parse_opts(struct opts *o, int argc, char **argv)
 			cm_val[ncm++] = a;
 			break;
 		case OPT_COUPLING:
-			if (strcmp(a, "independent") != 0)
-				errx(2, "--coupling: '%s' is not independent", a);
+			if (strcmp(a, "independent") == 0)
+				o->t.coupling = DM_COUPLING_INDEPENDENT;
+			else if (strcmp(a, "ot") == 0)
+				o->t.coupling = DM_COUPLING_OT;
+			else
+				errx(2, "--coupling: '%s' is not independent or "
+				    "ot", a);
 			break;
 		case OPT_EMA:
 			if (dm_parse_double(a, 0, 1, &o->t.ema) == -1 ||
@@ -454,6 +459,11 @@ parse_opts(struct opts *o, int argc, char **argv)
 	if ((o->source != NULL || o->pairs) &&
 	    o->t.objective != DM_OBJECTIVE_FLOW)
 		errx(2, "--source and --pairs need --objective flow");
+	if (o->t.coupling == DM_COUPLING_OT &&
+	    o->t.objective != DM_OBJECTIVE_FLOW)
+		errx(2, "--coupling ot needs --objective flow");
+	if (o->t.coupling == DM_COUPLING_OT && o->pairs)
+		errx(2, "--coupling ot: --pairs fixes the pairs already");
 	if (o->val != NULL && o->val_frac > 0)
 		errx(2, "--val and --val-frac exclude each other");
 	if (o->resume != NULL && o->init != NULL)

@@ -13,6 +13,10 @@
  *   eps          normal floats 0..d-1 of dm_noise_stream(DM_NOISE_EPS, r);
  *   label drop   uniform draw 0 of dm_noise_stream(DM_NOISE_TRAIN, r);
  *   source row   (--source) dm_rng_next_below from index 2 of the same;
+ *   OT pairing   (coupling ot, a group of more than DM_COUPLING_EXACT_MAX
+ *                rows) the seed of dm_ot_plan's draws: raw draws
+ *                2^32 and 2^32 + 1 of dm_noise_stream(DM_NOISE_TRAIN, g0)
+ *                (high and low word, then | 1), g0 the batch's first row;
  *   validation   rows use global rows 2^47 + i (fixed t and eps);
  *   split        --val-frac: the generator of dm_noise_stream(
  *                DM_NOISE_OTHER, 2^47) shuffles 0..N-1, the first
@@ -57,6 +61,12 @@ enum dm_weighting {
 	DM_WEIGHTING_TRUNC_SNR     /* x0-form weight max(SNR, 1) */
 };
 enum dm_lr_schedule { DM_LR_COSINE, DM_LR_CONSTANT };
+/* How a flow-matching batch pairs its source rows (x1) with its data rows
+ * (x0), SPEC.md §5. */
+enum dm_coupling {
+	DM_COUPLING_INDEPENDENT,   /* as drawn */
+	DM_COUPLING_OT             /* minibatch optimal transport (OT-CFM) */
+};
 
 /* Consistency training (SPEC §8; Song et al. 2023, "original"; Song &
  * Dhariwal 2023, "improved"): the target network, the distance, how the
@@ -93,6 +103,7 @@ struct dm_train_opts {
 	double ema;                  /* EMA decay: 0.999 */
 	uint64_t seed;
 	double t_fixed;              /* tsampling fixed: this t */
+	enum dm_coupling coupling;   /* independent */
 	struct dm_cm_opts cm;        /* objective consistency */
 };
 void dm_train_opts_defaults(struct dm_train_opts *o);
@@ -157,6 +168,24 @@ double dm_train_weight(enum dm_weighting w, double gamma,
 /* Epoch e's order of 0..n-1 into perm (see the top of this file). */
 void dm_train_epoch_perm(int64_t *perm, int64_t n, uint64_t seed,
     int64_t epoch);
+/* Minibatch optimal transport coupling (Tong et al. 2023, "Improving and
+ * generalizing flow-based generative models with minibatch optimal
+ * transport"; Pooladian et al. 2023): the source rows x1 [B, d] are
+ * re-paired with the data rows x0 [B, d] by optimal transport for the
+ * cost ||x0_j - x1_k||^2, in place, so that x1 row j then goes with x0
+ * row j.  With labels y (or NULL) rows pair only within their class: the
+ * source rows a class gets are then still a sample of the source.  A
+ * group of at most DM_COUPLING_EXACT_MAX rows is paired by the exact
+ * assignment (dm_ot_assign: x1 is permuted); a larger one by entropic OT,
+ * eps = DM_COUPLING_EPS_REL times the largest cost (dm_ot_sinkhorn),
+ * each data row drawing its source row from its row of the plan
+ * (dm_ot_plan with seed != 0, which must be given then; a source row may
+ * be drawn twice, as in OT-CFM's sampler). */
+#define DM_COUPLING_EXACT_MAX 1024
+#define DM_COUPLING_EPS_REL 0.01
+int dm_train_couple(float *x1, const float *x0, const int64_t *y, int B,
+    size_t d, uint64_t seed);
+
 /* --val-frac: rows 0..N-1 split into nval held-out rows and the rest. */
 int dm_train_split(int64_t n, double frac, uint64_t seed, int64_t **train,
     int64_t *ntrain, int64_t **val, int64_t *nval);

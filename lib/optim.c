@@ -56,6 +56,7 @@ dm_train_opts_defaults(struct dm_train_opts *o)
 	o->clip = 1;
 	o->ema = 0.999;
 	o->seed = 0;
+	o->coupling = DM_COUPLING_INDEPENDENT;
 	dm_cm_opts_preset(&o->cm, 1);
 }
 
@@ -150,6 +151,9 @@ dm_train_opts_format(const struct dm_train_opts *o, char *buf, size_t n)
 		    o->t_fixed);
 	if (k >= 0 && (size_t)k < n && o->objective == DM_OBJECTIVE_CONSISTENCY)
 		k += dm_cm_opts_format(&o->cm, buf + k, n - (size_t)k);
+	/* absent when independent: fingerprints of earlier runs still match */
+	if (k >= 0 && (size_t)k < n && o->coupling == DM_COUPLING_OT)
+		k += snprintf(buf + k, n - (size_t)k, ",coupling=ot");
 	if (k < 0 || (size_t)k >= n)
 		return dm_seterr("training options do not fit in %zu bytes", n);
 	return 0;

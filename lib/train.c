@@ -10,6 +10,7 @@
 #include "dm_base.h"
 #include "dm_cli.h"
 #include "dm_lora.h"
+#include "dm_ot.h"
 #include "dm_reflow.h"
 #include "dm_rng.h"
 #include "dm_train.h"
@@ -86,6 +87,17 @@ check_data(const struct dm_model *m, const struct dm_train_opts *o,
 			    (long long)d->rows[i]);
 	if (d->src != NULL && d->nsrc < 1)
 		return dm_seterr("the source set is empty");
+	if (o->coupling == DM_COUPLING_OT) {
+		if (o->objective != DM_OBJECTIVE_FLOW)
+			return dm_seterr("the OT coupling needs the flow "
+			    "objective");
+		if (d->x1 != NULL)
+			return dm_seterr("the OT coupling pairs the rows itself; "
+			    "these data are paired already");
+		if (d->d > INT32_MAX)
+			return dm_seterr("the OT coupling takes rows of at most "
+			    "2^31 - 1 elements");
+	}
 	if (o->objective == DM_OBJECTIVE_CLASSIFIER) {
 		if (m->cfg.head != DM_HEAD_CLASSIFIER || K < 2)
 			return dm_seterr("the classifier objective needs a "
@@ -222,9 +234,134 @@ train_row(struct dm_trainer *tr, uint64_t g)
 	return tr->data.rows[tr->perm[g % (uint64_t)n]];
 }
 
+/* Rows j of group [lo, hi) of the order ord (the rows of one class):
+ * x1 re-paired with x0 by OT (see dm_train_couple).  xs, ys [m, d] and
+ * pair [m] are work. */
+static int
+couple_group(float *x1, const float *x0, const int *ord, int m, int d,
+    uint64_t seed, float *xs, float *ys, int64_t *pair)
+{
+	for (int k = 0; k < m; k++) {
+		memcpy(xs + (size_t)k * d, x0 + (size_t)ord[k] * d,
+		    (size_t)d * sizeof *xs);
+		memcpy(ys + (size_t)k * d, x1 + (size_t)ord[k] * d,
+		    (size_t)d * sizeof *ys);
+	}
+	if (m <= DM_COUPLING_EXACT_MAX) {
+		if (dm_ot_assign(xs, ys, m, d, 2, pair, NULL) == -1)
+			return -1;
+	} else {
+		struct dm_ot_opts o;
+		struct dm_ot_result r;
+		double *f = dm_malloc((size_t)m * sizeof *f);
+		double *g = dm_malloc((size_t)m * sizeof *g);
+		int rc = -1;
+		dm_ot_opts_defaults(&o);
+		o.p = 2;
+		o.eps_rel = DM_COUPLING_EPS_REL;
+		o.threads = dm_threads_get();
+		if (f != NULL && g != NULL &&
+		    dm_ot_sinkhorn(xs, NULL, m, ys, NULL, m, d, &o, &r, f,
+		    g) != -1)
+			rc = dm_ot_plan(xs, NULL, m, ys, NULL, m, d, 2, r.eps, f,
+			    g, NULL, NULL, pair, seed);
+		free(f);
+		free(g);
+		if (rc == -1)
+			return -1;
+	}
+	for (int k = 0; k < m; k++)
+		memcpy(x1 + (size_t)ord[k] * d, ys + (size_t)pair[k] * d,
+		    (size_t)d * sizeof *x1);
+	return 0;
+}
+
+struct couple_key {
+	int64_t y;
+	int j;
+};
+
+static int
+couple_cmp(const void *a, const void *b)
+{
+	const struct couple_key *p = a, *q = b;
+
+	if (p->y != q->y)
+		return (p->y > q->y) - (p->y < q->y);
+	return (p->j > q->j) - (p->j < q->j);
+}
+
+int
+dm_train_couple(float *x1, const float *x0, const int64_t *y, int B,
+    size_t d, uint64_t seed)
+{
+	struct couple_key *key = NULL;
+	float *xs, *ys;
+	int64_t *pair;
+	int *ord, rc = 0;
+
+	if (B < 1 || d < 1 || d > INT32_MAX)
+		return dm_seterr("OT coupling: bad batch (%d rows of %zu)", B, d);
+	if (B > DM_COUPLING_EXACT_MAX && seed == 0)
+		return dm_seterr("OT coupling: a batch above %d rows needs a "
+		    "seed", DM_COUPLING_EXACT_MAX);
+	xs = dm_malloc((size_t)B * d * sizeof *xs);
+	ys = dm_malloc((size_t)B * d * sizeof *ys);
+	pair = dm_malloc((size_t)B * sizeof *pair);
+	ord = dm_malloc((size_t)B * sizeof *ord);
+	if (xs == NULL || ys == NULL || pair == NULL || ord == NULL) {
+		rc = -1;
+		goto out;
+	}
+	for (int j = 0; j < B; j++)
+		ord[j] = j;
+	if (y != NULL) {
+		/* rows by class, in row order within a class */
+		if ((key = dm_malloc((size_t)B * sizeof *key)) == NULL) {
+			rc = -1;
+			goto out;
+		}
+		for (int j = 0; j < B; j++) {
+			key[j].y = y[j];
+			key[j].j = j;
+		}
+		qsort(key, (size_t)B, sizeof *key, couple_cmp);
+		for (int j = 0; j < B; j++)
+			ord[j] = key[j].j;
+	}
+	for (int lo = 0, hi; lo < B && rc == 0; lo = hi) {
+		hi = lo + 1;
+		while (hi < B && (y == NULL || y[ord[hi]] == y[ord[lo]]))
+			hi++;
+		rc = couple_group(x1, x0, ord + lo, hi - lo, (int)d, seed, xs,
+		    ys, pair);
+	}
+out:
+	free(key);
+	free(xs);
+	free(ys);
+	free(pair);
+	free(ord);
+	return rc;
+}
+
+/* The seed of the OT pairing's draws for the batch from global row g0
+ * (dm_train.h). */
+static uint64_t
+couple_seed(uint64_t seed, uint64_t g0)
+{
+	uint64_t s = dm_noise_stream(DM_NOISE_TRAIN, g0);
+
+	return ((uint64_t)dm_rng_u32(seed, s, dm_noise_index(1, 0)) << 32 |
+	    dm_rng_u32(seed, s, dm_noise_index(1, 1))) | 1;
+}
+
 /* Fill x0, eps, xt, t, w, y and the target for B rows: data row idx[j],
- * global row g0 + j; drop = label dropout on. */
-static void
+ * global row g0 + j; drop = label dropout on.  With the OT coupling the
+ * source rows (eps) are re-paired with the data rows before x_t is made;
+ * the pairing is a function of the batch, so it draws nothing that other
+ * rows' draws depend on. */
+static int
 make_batch(struct dm_trainer *tr, int B, uint64_t g0, int drop)
 {
 	const struct dm_train_data *D = &tr->data;
@@ -236,24 +373,35 @@ make_batch(struct dm_trainer *tr, int B, uint64_t g0, int drop)
 	#pragma omp parallel for schedule(static)
 	for (int j = 0; j < B; j++) {
 		uint64_t g = g0 + (uint64_t)j;
-		uint64_t tstream = dm_noise_stream(DM_NOISE_TRAIN, g);
 		int64_t i = tr->idx[j];
 		float *x0 = tr->x0 + (size_t)j * d, *eps = tr->eps + (size_t)j * d;
-		float *xt = tr->xt + (size_t)j * d;
-		struct dm_sched_point p;
 
 		memcpy(x0, D->x0 + (size_t)i * d, d * sizeof *x0);
 		if (D->x1 != NULL)
 			memcpy(eps, D->x1 + (size_t)i * d, d * sizeof *eps);
 		else if (D->src != NULL) {
 			struct dm_rng r;
-			dm_rng_init(&r, seed, tstream);
+			dm_rng_init(&r, seed, dm_noise_stream(DM_NOISE_TRAIN, g));
 			r.index = 2;
 			uint64_t k = dm_rng_next_below(&r, (uint64_t)D->nsrc);
 			memcpy(eps, D->src + (size_t)k * d, d * sizeof *eps);
 		} else
 			dm_rng_normal(eps, d, seed,
 			    dm_noise_stream(DM_NOISE_EPS, g), 0);
+		tr->y[j] = D->y != NULL ? D->y[i] : 0;
+	}
+	if (tr->o.coupling == DM_COUPLING_OT &&
+	    dm_train_couple(tr->eps, tr->x0, K > 0 && D->y != NULL ? tr->y :
+	    NULL, B, d, couple_seed(seed, g0)) == -1)
+		return -1;
+	#pragma omp parallel for schedule(static)
+	for (int j = 0; j < B; j++) {
+		uint64_t g = g0 + (uint64_t)j;
+		uint64_t tstream = dm_noise_stream(DM_NOISE_TRAIN, g);
+		float *x0 = tr->x0 + (size_t)j * d, *eps = tr->eps + (size_t)j * d;
+		float *xt = tr->xt + (size_t)j * d;
+		struct dm_sched_point p;
+
 		double t = dm_train_draw_t(&tr->o, s, seed, g);
 		dm_schedule_at(s, t, &p);
 		for (size_t k = 0; k < d; k++)
@@ -264,7 +412,6 @@ make_batch(struct dm_trainer *tr, int B, uint64_t g0, int drop)
 		if (field)
 			dm_pred_from_x0_eps((enum dm_pred)tr->o.objective, &p, x0,
 			    eps, tr->tgt + (size_t)j * d, d);
-		tr->y[j] = D->y != NULL ? D->y[i] : 0;
 		if (field && K > 0 && drop && tr->o.cfg_drop > 0) {
 			float u;
 			dm_rng_uniform(&u, 1, seed, tstream, 0);
@@ -272,6 +419,7 @@ make_batch(struct dm_trainer *tr, int B, uint64_t g0, int drop)
 				tr->y[j] = K;	/* the null class */
 		}
 	}
+	return 0;
 }
 
 /* Per-row losses of the forward output and, when dout is wanted, the
@@ -331,7 +479,8 @@ dm_trainer_step(struct dm_trainer *tr)
 		return dm_distill_step(tr);
 	for (int j = 0; j < B; j++)
 		tr->idx[j] = train_row(tr, g0 + (uint64_t)j);
-	make_batch(tr, B, g0, 1);
+	if (make_batch(tr, B, g0, 1) == -1)
+		return dm_errctx("step %lld: ", (long long)tr->step + 1);
 	m->dropout_seed = tr->o.seed;
 	m->dropout_step = (uint64_t)tr->step;
 	if (!tr->grad_zero || m->grads == NULL)
@@ -410,9 +559,10 @@ dm_trainer_eval(struct dm_trainer *tr, const int64_t *rows, int64_t n,
 		}
 		if (rc == -1)
 			break;
-		make_batch(tr, B, VAL_ROW0 + (uint64_t)i0, 0);
-		rc = dm_model_forward(m, tr->out, tr->xt, tr->t,
-		    model_labels(tr), B, 0);
+		rc = make_batch(tr, B, VAL_ROW0 + (uint64_t)i0, 0);
+		if (rc == 0)
+			rc = dm_model_forward(m, tr->out, tr->xt, tr->t,
+			    model_labels(tr), B, 0);
 		if (rc == 0) {
 			row_losses(tr, B, 0, 0);
 			for (int j = 0; j < B; j++)

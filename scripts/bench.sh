@@ -118,3 +118,16 @@ for w, what in rows:
             float(p[6]) - float(p[7]))
     print(line, flush=True)
 PY
+
+# Exact OT: the assignment (dm_ot_assign: cost rows and solver, the whole
+# call) on 2-D Gaussian clouds of n = 1000 and 2000 points, and right after
+# each the same clouds in POT (ot.dist + ot.emd2, the network simplex)
+# when /usr/bin/python3 imports ot.  Both print the mean cost: they agree.
+for n in 1000 2000; do
+	"$B/bench/bench_lap" "$n" "$W"
+	if /usr/bin/python3 -c 'import ot' 2>/dev/null; then
+		/usr/bin/python3 scripts/pot_emd_bench.py "$W"
+	else
+		echo "# POT: python3 does not import ot; no comparison"
+	fi
+done

@@ -1,6 +1,6 @@
 #!/bin/sh
 # test-train.sh — dm-train: resume bit-identity (--until and SIGINT),
-# thread determinism, logs, bad input.
+# thread determinism, logs, bad input, the OT coupling.
 . "$(dirname "$0")/lib.sh"
 cd "$T" || exit 1
 # small networks keep this quick; OpenMP threads sleep rather than spin
@@ -122,5 +122,30 @@ check "divergence writes nothing" "[ ! -e div.st ] && [ ! -e keep.ckpt ]"
 t_err "source without flow" 2 "need --objective flow" \
     dm-train --objective eps --source src.st -o x.st moons.st
 t_exit "two data files" 2 dm-train -o x.st a.st b.st
+
+# --coupling ot: reproducible by seed, resumable bit-identically, recorded
+O="$A --coupling ot"
+t_exit "ot coupling" 0 dm-train $O -o ot1.st moons.st
+t_exit "ot coupling again" 0 dm-train $O -o ot2.st moons.st
+check "ot: same seed, same bytes" "cmp -s ot1.st ot2.st"
+dm-sample -q -n 64 -o s-ind.st a.st 2>/dev/null
+dm-sample -q -n 64 -o s-ot.st ot1.st 2>/dev/null
+check "ot: not the independent model" "[ -s s-ot.st ] && ! cmp -s s-ind.st s-ot.st"
+t_exit "ot stop at 100" 0 dm-train $O --until 100 --ckpt ot.ckpt -o ot3.st \
+    moons.st
+t_exit "ot resume to 200" 0 dm-train $O --resume ot.ckpt -o ot3.st moons.st
+check "ot: resumed model is bit-identical" "cmp -s ot1.st ot3.st"
+t_err "ot resume of an independent run" 1 "other options" \
+    dm-train $O --resume b.ckpt -o x.st moons.st
+t_out "ot recorded" "coupling=ot" dm-info ot1.st
+t_exit "ot from a source file, by class" 0 dm-train --coupling ot \
+    --source src.st --classes auto $N --steps 20 --batch 32 -q -o x.st \
+    moons.st
+t_err "ot needs flow" 2 "coupling ot needs --objective flow" \
+    dm-train --coupling ot --objective eps -o x.st moons.st
+t_err "ot with pairs" 2 "coupling ot: --pairs" \
+    dm-train --coupling ot --pairs -o x.st moons.st
+t_err "unknown coupling" 2 "not independent or ot" \
+    dm-train --coupling sinkhorn -o x.st moons.st
 
 finish
