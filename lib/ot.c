@@ -40,7 +40,7 @@
 #define BJ 512               /* points of B per tile (multiple of VL) */
 
 typedef double v8d __attribute__((vector_size(64)));
-typedef long long v8l __attribute__((vector_size(64)));
+typedef unsigned long long v8l __attribute__((vector_size(64)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
     !defined(__SANITIZE_ADDRESS__)
