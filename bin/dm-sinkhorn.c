@@ -18,6 +18,7 @@ enum {
 	OPT_DIVERGENCE,
 	OPT_EPS,
 	OPT_EPS_REL,
+	OPT_EXACT,
 	OPT_MAP,
 	OPT_MAX_ITER,
 	OPT_PAIRING,
@@ -34,7 +35,7 @@ usage(FILE *fp)
 {
 	fprintf(fp, "usage: dm-sinkhorn [-hVv] [-p 1|2] [--blur B | --eps E | "
 	    "--eps-rel R] [--divergence]\n"
-	    "                   [--map FILE] [--max-iter N] [--pairing FILE] "
+	    "                   [--exact] [--map FILE] [--max-iter N] [--pairing FILE] "
 	    "[--pairing-mode argmax|sample]\n"
 	    "                   [--plan FILE] [--scaling S] [--seed N] "
 	    "[--threads N] [--tol T]\n"
@@ -140,7 +141,7 @@ struct opts {
 	struct dm_ot_opts ot;
 	struct dm_common com;
 	const char *wx, *wy, *plan, *map, *pairing;
-	int divergence, verbose, sample;
+	int divergence, exact, verbose, sample;
 };
 
 static void
@@ -151,6 +152,7 @@ parse(struct opts *o, int argc, char **argv)
 		{"divergence", no_argument, NULL, OPT_DIVERGENCE},
 		{"eps", required_argument, NULL, OPT_EPS},
 		{"eps-rel", required_argument, NULL, OPT_EPS_REL},
+		{"exact", no_argument, NULL, OPT_EXACT},
 		{"help", no_argument, NULL, 'h'},
 		{"map", required_argument, NULL, OPT_MAP},
 		{"max-iter", required_argument, NULL, OPT_MAX_ITER},
@@ -218,6 +220,9 @@ parse(struct opts *o, int argc, char **argv)
 		case OPT_DIVERGENCE:
 			o->divergence = 1;
 			break;
+		case OPT_EXACT:
+			o->exact = 1;
+			break;
 		case OPT_MAP:
 			o->map = optarg;
 			break;
@@ -274,6 +279,13 @@ parse(struct opts *o, int argc, char **argv)
 		warnx("give one of --blur, --eps and --eps-rel");
 		usage_error();
 	}
+	if (o->exact && (given > 0 || o->divergence || o->sample ||
+	    o->wx != NULL || o->wy != NULL)) {
+		warnx("--exact solves the assignment problem (uniform weights, "
+		    "no epsilon): not with --blur, --eps, --eps-rel, "
+		    "--divergence, --pairing-mode sample or weights");
+		usage_error();
+	}
 	if (argc - optind != 2) {
 		warnx(argc - optind < 2 ? "need two point clouds X and Y" :
 		    "too many operands");
@@ -309,7 +321,9 @@ report(const struct opts *o, const struct dm_ot_result *r, double div,
 	    (long long)m, d);
 	printf("cost            |x - y|^%d\n", o->ot.p);
 	printf("epsilon         %.6g", r->eps);
-	if (o->ot.eps > 0)
+	if (o->exact)
+		printf(" (--exact: the assignment problem)\n");
+	else if (o->ot.eps > 0)
 		printf(" (--eps)\n");
 	else if (o->ot.eps_rel > 0)
 		printf(" (--eps-rel %g x the largest cost)\n", o->ot.eps_rel);
@@ -326,6 +340,58 @@ report(const struct opts *o, const struct dm_ot_result *r, double div,
 	    o->ot.tol);
 	printf("converged       %s\n", r->converged ? "yes" : "no");
 	printf("time            %.3f s\n", secs);
+}
+
+/* --exact: the optimal assignment of n points to n points; its plan has
+ * 1/n at (i, perm[i]), its map sends x_i to y_perm[i]. */
+static void
+exact(const struct opts *o, const float *x, int64_t n, const float *y,
+    int64_t m, size_t d, double t0)
+{
+	struct dm_ot_result r = {0};
+	int64_t *perm;
+
+	if (n != m)
+		errx(1, "--exact: the assignment problem needs as many points "
+		    "in X as in Y (%lld and %lld)", (long long)n, (long long)m);
+	if ((perm = malloc((size_t)n * sizeof *perm)) == NULL)
+		err(1, NULL);
+	if (dm_ot_assign(x, y, n, (int)d, o->ot.p, perm, &r.cost) == -1)
+		errx(1, "--exact: %s", dm_errstr());
+	r.w = pow(r.cost, 1.0 / o->ot.p);
+	r.entropic = r.cost;
+	r.converged = 1;
+	if (o->plan != NULL) {
+		size_t nm;
+		double *plan;
+		if (dm_mul_size((size_t)n, (size_t)n, &nm) == -1 ||
+		    (plan = dm_calloc(nm, sizeof *plan)) == NULL)
+			errx(1, "--plan: %s", dm_errstr());
+		for (int64_t i = 0; i < n; i++)
+			plan[(size_t)i * (size_t)n + (size_t)perm[i]] =
+			    1.0 / (double)n;
+		write_one(o->plan, "plan", DM_DTYPE_F64, 2, (int64_t[]){n, n},
+		    plan, "plan");
+		free(plan);
+	}
+	if (o->map != NULL) {
+		float *map;
+		if ((map = dm_calloc((size_t)n * d, sizeof *map)) == NULL)
+			errx(1, "--map: %s", dm_errstr());
+		for (int64_t i = 0; i < n; i++)
+			memcpy(map + (size_t)i * d, y + (size_t)perm[i] * d,
+			    d * sizeof *map);
+		write_one(o->map, "x", DM_DTYPE_F32, 2,
+		    (int64_t[]){n, (int64_t)d}, map, "data");
+		free(map);
+	}
+	if (o->pairing != NULL)
+		write_one(o->pairing, "pairing", DM_DTYPE_I64, 1,
+		    (int64_t[]){n}, perm, NULL);
+	free(perm);
+	report(o, &r, 0, n, m, d, dm_now() - t0);
+	if (fflush(stdout) == EOF || ferror(stdout) || fclose(stdout) == EOF)
+		err(1, "stdout");
 }
 
 int
@@ -354,6 +420,12 @@ main(int argc, char **argv)
 		a = read_weights(o.wx, n, "X");
 	if (o.wy != NULL)
 		b = read_weights(o.wy, m, "Y");
+	if (o.exact) {
+		exact(&o, x, n, y, m, d, t0);
+		dm_file_free(fx);
+		dm_file_free(fy);
+		return 0;
+	}
 	f = malloc((size_t)n * sizeof *f);
 	g = malloc((size_t)m * sizeof *g);
 	if (f == NULL || g == NULL)

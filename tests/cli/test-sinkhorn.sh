@@ -117,6 +117,48 @@ t_err "max-iter" 3 "not converged" dm-sinkhorn --max-iter 2 --eps-rel 0.001 \
     a.st b.st
 check "row with converged 0" "[ \"\$(col converged)\" = 0 ] && [ \"\$(col iterations)\" = 2 ]"
 
+# --exact: the assignment problem.  A shuffled copy is matched back at cost
+# 0; in 1-D the sorted matching is optimal (closed form); Sinkhorn's
+# transport cost at a small epsilon is above the exact optimum and close.
+dm-data moons -n 200 --seed 2 -o c.st 2>/dev/null
+t_out "exact" "^cost	w	entropic	iterations	marginal_error	converged$" \
+    dm-sinkhorn --exact --pairing match.st b.st c.st
+ex=$(col cost)
+check "exact: iterations 0, converged" "[ \"\$(col iterations)\" = 0 ] && [ \"\$(col converged)\" = 1 ]"
+t_out "sinkhorn at small eps" "^cost" dm-sinkhorn --eps-rel 1e-4 --tol 1e-4 b.st c.st
+check "exact <= sinkhorn cost <= exact + 5%" "awk \"BEGIN {exit !($ex <= \$(col cost) && \$(col cost) <= 1.05 * $ex)}\""
+if /usr/bin/python3 -c 'import numpy' 2>/dev/null; then
+	/usr/bin/python3 - >w1d.txt 2>/dev/null <<'EOF'
+import json, struct, numpy as np
+def put(path, name, a):
+    a = np.ascontiguousarray(a)
+    dt = {"float32": "F32", "int64": "I64"}[str(a.dtype)]
+    h = json.dumps({name: {"dtype": dt, "shape": list(a.shape),
+        "data_offsets": [0, a.nbytes]}}).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + a.tobytes())
+r = np.random.default_rng(5)
+x = r.normal(size=(150, 3)).astype(np.float32)
+p = r.permutation(150)
+put("px.st", "x", x)
+put("py.st", "x", x[p])
+np.savetxt("perm.txt", np.argsort(p), fmt="%d")
+u = r.normal(size=257).astype(np.float32)
+v = (r.normal(size=257) * 2 + 1).astype(np.float32)
+put("u.st", "x", u[:, None])
+put("v.st", "x", v[:, None])
+print("%.12g" % np.mean((np.sort(u).astype(float) - np.sort(v)) ** 2))
+EOF
+	t_out "exact, shuffled copy" "^cost" dm-sinkhorn --exact --pairing pp.st px.st py.st
+	check "cost 0" "[ \"\$(col cost)\" = 0 ]"
+	check "pairing undoes the shuffle" "dm-info -pq -t pairing pp.st | cmp -s - perm.txt"
+	t_out "exact, 1-D" "^cost" dm-sinkhorn --exact u.st v.st
+	check "1-D: mean squared gap of the sorted samples" "near \$(col cost) $(cat w1d.txt) 1e-6"
+fi
+t_err "exact, n != m" 1 "as many points" dm-sinkhorn --exact a.st b.st
+t_usage "exact with divergence" "--exact" dm-sinkhorn --exact --divergence b.st c.st
+t_usage "exact with eps" "--exact" dm-sinkhorn --exact --eps 1 b.st c.st
+
 # bad input
 t_err "dimensions differ" 1 "3 coordinates.*2" dm-sinkhorn g3.st a.st
 t_err "missing file" 1 "^dm-sinkhorn: nope.st: " dm-sinkhorn nope.st a.st
