@@ -414,21 +414,19 @@ res_forward(struct dm_model *m, struct resblock *r, const float *in, int B)
 {
 	struct unet *n = m->impl;
 	int hw = r->H * r->W;
-	size_t nin = (size_t)B * r->cin * hw, nout = (size_t)B * r->cout * hw;
+	size_t nout = (size_t)B * r->cout * hw;
 	float *work = n->a.work;
 
 	r->in = in;
-	dm_groupnorm_forward(r->n1, r->m1, r->r1, in, DM_P(m, r->n1w),
-	    DM_P(m, r->n1b), B, r->cin, hw, n->G, GN_EPS);
-	dm_silu_forward(r->s1, r->n1, nin);
+	dm_groupnorm_silu_forward(r->n1, r->s1, r->m1, r->r1, in,
+	    DM_P(m, r->n1w), DM_P(m, r->n1b), B, r->cin, hw, n->G, GN_EPS);
 	dm_conv2d_forward(r->h1, r->s1, DM_P(m, r->c1w), DM_P(m, r->c1b), B,
 	    r->cin, r->H, r->W, r->cout, 3, 1, work);
 	dm_linear_forward(r->e, n->se, DM_P(m, r->ew), DM_P(m, r->eb), B, n->E,
 	    r->cout);
 	dm_bias_add_forward(r->h1, r->e, B, r->cout, hw);
-	dm_groupnorm_forward(r->n2, r->m2, r->r2, r->h1, DM_P(m, r->n2w),
-	    DM_P(m, r->n2b), B, r->cout, hw, n->G, GN_EPS);
-	dm_silu_forward(r->s2, r->n2, nout);
+	dm_groupnorm_silu_forward(r->n2, r->s2, r->m2, r->r2, r->h1,
+	    DM_P(m, r->n2w), DM_P(m, r->n2b), B, r->cout, hw, n->G, GN_EPS);
 	const float *c2in = r->s2;
 	if (n->a.dropping) {
 		dm_model_dropout(m, r->dr, r->mask, r->s2, nout, r->id);
@@ -453,7 +451,7 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	struct unet *n = m->impl;
 	struct dm_acts *a = &n->a;
 	int hw = r->H * r->W;
-	size_t nin = (size_t)B * r->cin * hw, nout = (size_t)B * r->cout * hw;
+	size_t nout = (size_t)B * r->cout * hw;
 	float *work = a->work, *dout = dm_acts_grad(a, r->out);
 	float *din = dm_acts_grad(a, r->in);
 
@@ -471,12 +469,10 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	if (a->dropping)
 		dm_dropout_backward(dm_acts_grad(a, r->s2),
 		    dm_acts_grad(a, r->dr), r->mask, nout, m->cfg.dropout);
-	dm_silu_backward(dm_acts_grad(a, r->n2), dm_acts_grad(a, r->s2), r->n2,
-	    nout);
 	float *dh1 = dm_acts_grad(a, r->h1);
-	dm_groupnorm_backward(dh1, DM_G(m, r->n2w), DM_G(m, r->n2b),
-	    dm_acts_grad(a, r->n2), r->h1, DM_P(m, r->n2w), r->m2, r->r2, B,
-	    r->cout, hw, n->G);
+	dm_groupnorm_silu_backward(dh1, DM_G(m, r->n2w), DM_G(m, r->n2b),
+	    dm_acts_grad(a, r->n2), dm_acts_grad(a, r->s2), r->n2, r->h1,
+	    DM_P(m, r->n2w), r->m2, r->r2, B, r->cout, hw, n->G);
 	dm_bias_add_backward(dm_acts_grad(a, r->e), dh1, B, r->cout, hw);
 	dm_linear_backward(dm_acts_grad(a, n->se), DM_G(m, r->ew),
 	    DM_G(m, r->eb), dm_acts_grad(a, r->e), n->se, DM_P(m, r->ew), B,
@@ -484,11 +480,9 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	dm_conv2d_backward(dm_acts_grad(a, r->s1), DM_G(m, r->c1w),
 	    DM_G(m, r->c1b), dh1, r->s1, DM_P(m, r->c1w), B, r->cin, r->H,
 	    r->W, r->cout, 3, 1, work);
-	dm_silu_backward(dm_acts_grad(a, r->n1), dm_acts_grad(a, r->s1), r->n1,
-	    nin);
-	dm_groupnorm_backward(din, DM_G(m, r->n1w), DM_G(m, r->n1b),
-	    dm_acts_grad(a, r->n1), r->in, DM_P(m, r->n1w), r->m1, r->r1, B,
-	    r->cin, hw, n->G);
+	dm_groupnorm_silu_backward(din, DM_G(m, r->n1w), DM_G(m, r->n1b),
+	    dm_acts_grad(a, r->n1), dm_acts_grad(a, r->s1), r->n1, r->in,
+	    DM_P(m, r->n1w), r->m1, r->r1, B, r->cin, hw, n->G);
 }
 
 /* (B, C, T) <-> (B, T, C) */
@@ -642,9 +636,9 @@ dm_unet_forward(struct dm_model *m, float *out, const float *x,
 			h = n->uconv[l];
 		}
 	}
-	dm_groupnorm_forward(n->on, n->om, n->orr, h, DM_P(m, n->onw),
-	    DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G, GN_EPS);
-	dm_silu_forward(n->os, n->on, (size_t)B * n->c[0] * n->H * n->W);
+	dm_groupnorm_silu_forward(n->on, n->os, n->om, n->orr, h,
+	    DM_P(m, n->onw), DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G,
+	    GN_EPS);
 	dm_conv2d_forward(out, n->os, DM_P(m, n->ow), DM_P(m, n->ob), B,
 	    n->c[0], n->H, n->W, n->C, 3, 1, n->a.work);
 	return 0;
@@ -680,11 +674,10 @@ dm_unet_backward(struct dm_model *m, float *dx, const float *dout)
 		dm_conv2d_backward(dm_acts_grad(a, n->os), DM_G(m, n->ow),
 		    DM_G(m, n->ob), dout, n->os, DM_P(m, n->ow), B, n->c[0],
 		    n->H, n->W, n->C, 3, 1, a->work);
-		dm_silu_backward(dm_acts_grad(a, n->on), dm_acts_grad(a, n->os),
-		    n->on, (size_t)B * n->c[0] * n->H * n->W);
-		dm_groupnorm_backward(dm_acts_grad(a, h), DM_G(m, n->onw),
-		    DM_G(m, n->onb), dm_acts_grad(a, n->on), h, DM_P(m, n->onw),
-		    n->om, n->orr, B, n->c[0], n->H * n->W, n->G);
+		dm_groupnorm_silu_backward(dm_acts_grad(a, h), DM_G(m, n->onw),
+		    DM_G(m, n->onb), dm_acts_grad(a, n->on),
+		    dm_acts_grad(a, n->os), n->on, h, DM_P(m, n->onw), n->om,
+		    n->orr, B, n->c[0], n->H * n->W, n->G);
 		for (int l = 0; l <= top; l++) {
 			int cur = n->c[l];
 			if (l > 0) {
