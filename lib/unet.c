@@ -56,11 +56,11 @@ struct resblock {
 };
 
 /* Inference (forward with train = 0) keeps nothing for backward: the
- * large values live in a region of the activation arena of its own, after
- * the training layout (only touched, so only resident, when used), with
- * these sizes per sample, each buffer reused as soon as its value is
- * dead (the small ones, norms' statistics, embeddings and attention,
- * are the training layout's):
+ * large values live in an allocation of their own, made at the first
+ * inference of a batch size (so neither the gradients' mirror of the
+ * arena nor a training run carries it), with these sizes per sample, each
+ * buffer reused as soon as its value is dead (the small ones, norms'
+ * statistics, embeddings and attention, are the training layout's):
  *   s1, s2  a ResBlock's two SiLU(GroupNorm) values (s1 also its 1x1
  *           skip branch, the output norm and the attention's tokens)
  *   cat     the concatenation of an up block's input
@@ -70,7 +70,8 @@ struct resblock {
  * values. */
 struct eval {
 	size_t s1, s2, cat, p, q, skip;
-	float *base;
+	float *base;             /* [cap (s1 + ... + skip)] */
+	int cap;
 };
 
 struct unet {
@@ -339,7 +340,7 @@ eval_layout(struct unet *n, int ch)
 	int nr = n->nres, top = n->L - 1;
 	size_t hwt = (size_t)n->hl[top] * n->wl[top];
 
-	memset(e, 0, sizeof *e);
+	e->s1 = e->s2 = e->cat = e->skip = 0;
 	e->p = (size_t)ch * n->H * n->W;
 	for (int l = 0; l < n->L; l++) {
 		size_t hw = (size_t)n->hl[l] * n->wl[l];
@@ -363,8 +364,27 @@ eval_layout(struct unet *n, int ch)
 	eval_block(e, &n->mid2);
 	e->p = max_sz(e->p, (size_t)n->c[top] * hwt);
 	e->q = e->p;
-	e->base = dm_acts_take(&n->a, e->s1 + e->s2 + e->cat + e->p + e->q +
-	    e->skip);
+}
+
+/* Room for inference on batches of B. */
+static int
+eval_reserve(struct unet *n, int B)
+{
+	struct eval *e = &n->ev;
+	size_t per = e->s1 + e->s2 + e->cat + e->p + e->q + e->skip, total;
+	float *p;
+
+	if (B <= e->cap)
+		return 0;
+	if (dm_mul_size(per, (size_t)B, &total) == -1 ||
+	    dm_mul_size(total, sizeof(float), &total) == -1)
+		return dm_errctx("model: batch of %d: ", B);
+	if ((p = dm_malloc(total)) == NULL)
+		return -1;
+	free(e->base);
+	e->base = p;
+	e->cap = B;
+	return 0;
 }
 
 void
@@ -692,12 +712,15 @@ head_forward(struct dm_model *m, float *out, const float *os, int B)
 
 /* Inference: the same values as the training forward (bit for bit), in
  * the buffers of struct eval. */
-static void
+static int
 unet_eval(struct dm_model *m, float *out, const float *x, int B)
 {
 	struct unet *n = m->impl;
 	struct eval *e = &n->ev;
-	size_t cap = (size_t)n->a.cap;
+
+	if (eval_reserve(n, B) == -1)
+		return -1;
+	size_t cap = (size_t)e->cap;
 	float *s1 = e->base, *s2 = s1 + e->s1 * cap, *cat = s2 + e->s2 * cap;
 	float *p = cat + e->cat * cap, *q = p + e->p * cap, *sk = q + e->q * cap;
 	float *work = n->a.work, *o;
@@ -737,7 +760,7 @@ unet_eval(struct dm_model *m, float *out, const float *x, int B)
 		dm_groupnorm_silu_forward(NULL, s1, n->om, n->orr, h,
 		    DM_P(m, n->onw), DM_P(m, n->onb), B, cur, T, n->G, GN_EPS);
 		head_forward(m, out, s1, B);
-		return;
+		return 0;
 	}
 	for (int l = top; l >= 0; l--) {
 		int hw = n->hl[l] * n->wl[l];
@@ -760,6 +783,7 @@ unet_eval(struct dm_model *m, float *out, const float *x, int B)
 	    DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G, GN_EPS);
 	dm_conv2d_forward(out, s1, DM_P(m, n->ow), DM_P(m, n->ob), B, n->c[0],
 	    n->H, n->W, n->C, 3, 1, work);
+	return 0;
 }
 
 int
@@ -774,10 +798,8 @@ dm_unet_forward(struct dm_model *m, float *out, const float *x,
 		return dm_seterr("model: batch of %d too large for %dx%d images",
 		    B, n->H, n->W);
 	embed_forward(m, t, y, B);
-	if (!train) {
-		unet_eval(m, out, x, B);
-		return 0;
-	}
+	if (!train)
+		return unet_eval(m, out, x, B);
 	memcpy(n->x, x, (size_t)B * n->C * n->H * n->W * sizeof(float));
 	dm_conv2d_forward(n->hin, n->x, DM_P(m, n->ciw), DM_P(m, n->cib), B,
 	    n->C, n->H, n->W, m->cfg.ch, 3, 1, n->a.work);
@@ -950,6 +972,7 @@ dm_unet_free(struct dm_model *m)
 	free(n->up);
 	free(n->cat);
 	free(n->evskip);
+	free(n->ev.base);
 	free(n);
 	m->impl = NULL;
 }
