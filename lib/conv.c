@@ -13,12 +13,20 @@
  *             flipped (im2col of dout, inner dimension Cout k k);
  *             stride 2: col = w^T tmp, then col2im adds col into din
  *
+ * A forward chunk (and the stride-1 input gradient, itself a forward) is
+ * one parallel region: each thread builds the columns of its own range of
+ * the chunk's pixels, multiplies them on its thread and stores its part
+ * of the output, so that a layer costs one fork and join, not the three
+ * of im2col, a threaded GEMM and the copy out, and small GEMMs (one image
+ * when sampling) are not split inside the BLAS.
+ *
  * The chunk size is a pure function of the shape (so forward, backward and
  * dm_conv2d_work_size agree, and results do not depend on the thread
  * count); it keeps a chunk's buffers near the size of the L2 cache.  A 1x1
  * stride-1 convolution on large images needs no columns at all: the input
  * of one image already is its column matrix. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -102,51 +110,6 @@ dm_conv2d_work_size(int B, int Cin, int H, int W, int Cout, int k, int s)
 	    dm_add_size(total, nw, &total) == -1)
 		return SIZE_MAX;
 	return total;
-}
-
-/* Columns of nb images: col (Cin k k, ld) with image j at column j N. */
-static void
-im2col(float *col, size_t ld, const float *in, int nb, int Cin, int H, int W,
-    int k, int s, int Ho, int Wo)
-{
-	size_t N = (size_t)Ho * Wo, HW = (size_t)H * W;
-	int p = k / 2;
-
-	#pragma omp parallel for collapse(2) schedule(static) \
-	    if ((size_t)nb * Cin * N * k * k >= DM_NN_PAR_MIN)
-	for (int j = 0; j < nb; j++)
-	for (int c = 0; c < Cin; c++) {
-		const float *src = in + ((size_t)j * Cin + c) * HW;
-		for (int ki = 0; ki < k; ki++)
-		for (int kj = 0; kj < k; kj++) {
-			float *dst = col + ((size_t)(c * k + ki) * k + kj) * ld +
-			    (size_t)j * N;
-			int off = kj - p, xlo = 0, xhi = Wo;
-			while (xlo < Wo && xlo * s + off < 0)
-				xlo++;
-			while (xhi > xlo && (xhi - 1) * s + off >= W)
-				xhi--;
-			for (int y = 0; y < Ho; y++) {
-				float *row = dst + (size_t)y * Wo;
-				int iy = y * s - p + ki;
-				if (iy < 0 || iy >= H) {
-					memset(row, 0, (size_t)Wo * sizeof *row);
-					continue;
-				}
-				const float *srow = src + (size_t)iy * W;
-				for (int x = 0; x < xlo; x++)
-					row[x] = 0;
-				if (s == 1 && xhi > xlo)
-					memcpy(row + xlo, srow + xlo + off,
-					    (size_t)(xhi - xlo) * sizeof *row);
-				else
-					for (int x = xlo; x < xhi; x++)
-						row[x] = srow[2 * x + off];
-				for (int x = xhi; x < Wo; x++)
-					row[x] = 0;
-			}
-		}
-	}
 }
 
 /* The adjoint of im2col: din += the columns folded back onto the image. */
@@ -337,8 +300,114 @@ conv_thin_backward(float *din, float *dw, const float *dout, const float *in,
 	}
 }
 
+/* This thread's range [c0, c1) of n columns, in whole tiles of 16 */
+static void
+thread_columns(size_t n, size_t *c0, size_t *c1)
+{
+	size_t nt = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+
+	*c0 = n * t / nt / 16 * 16;
+	*c1 = t + 1 == nt ? n : n * (t + 1) / nt / 16 * 16;
+}
+
+/* out (nb, Cout, N) at chunk columns [c0, c1) = (add ? out : 0) + tmp
+ * (Cout, c1 - c0) + b */
+static void
+conv_store(float *out, const float *tmp, const float *b, int add, int Cout,
+    size_t N, size_t c0, size_t c1)
+{
+	size_t wn = c1 - c0;
+
+	for (size_t i = c0; i < c1;) {
+		size_t j = i / N, n = i % N, len = N - n < c1 - i ? N - n : c1 - i;
+		for (int co = 0; co < Cout; co++) {
+			float *dst = out + (j * Cout + co) * N + n;
+			const float *t = tmp + (size_t)co * wn + (i - c0);
+			float bias = b != NULL ? b[co] : 0.0f;
+			if (add)
+				for (size_t x = 0; x < len; x++)
+					dst[x] += t[x] + bias;
+			else
+				for (size_t x = 0; x < len; x++)
+					dst[x] = t[x] + bias;
+		}
+		i += len;
+	}
+}
+
+/* Columns [c0, c1) of the column matrix of a chunk (its images side by
+ * side, N = Ho Wo columns each) into col (Cin k k, c1 - c0), rows ld
+ * apart. */
+static void
+im2col_range(float *col, size_t ld, const float *in, int Cin, int H, int W,
+    int k, int s, int Ho, int Wo, size_t c0, size_t c1)
+{
+	size_t N = (size_t)Ho * Wo, HW = (size_t)H * W;
+	int p = k / 2;
+
+	for (int c = 0; c < Cin; c++)
+	for (int ki = 0; ki < k; ki++)
+	for (int kj = 0; kj < k; kj++) {
+		float *dst = col + ((size_t)(c * k + ki) * k + kj) * ld - c0;
+		int off = kj - p, xlo = 0, xhi = Wo;
+		while (xlo < Wo && xlo * s + off < 0)
+			xlo++;
+		while (xhi > xlo && (xhi - 1) * s + off >= W)
+			xhi--;
+		for (size_t i = c0; i < c1;) {
+			size_t j = i / N, n = i % N;
+			int y = (int)(n / (size_t)Wo), x0 = (int)(n % (size_t)Wo);
+			int x1 = Wo - x0 < (int)(c1 - i) ? Wo : x0 + (int)(c1 - i);
+			int iy = y * s - p + ki, a = x0 > xlo ? x0 : xlo;
+			int e = x1 < xhi ? x1 : xhi;
+			float *row = dst + i - x0;
+			if (iy < 0 || iy >= H || a >= e) {
+				for (int x = x0; x < x1; x++)
+					row[x] = 0;
+				i += (size_t)(x1 - x0);
+				continue;
+			}
+			const float *srow = in + (j * Cin + c) * HW +
+			    (size_t)iy * W;
+			for (int x = x0; x < a; x++)
+				row[x] = 0;
+			if (s == 1)
+				memcpy(row + a, srow + a + off,
+				    (size_t)(e - a) * sizeof *row);
+			else
+				for (int x = a; x < e; x++)
+					row[x] = srow[2 * x + off];
+			for (int x = e; x < x1; x++)
+				row[x] = 0;
+			i += (size_t)(x1 - x0);
+		}
+	}
+}
+
+/* Columns of nb images: col (Cin k k, ld) with image j at column j N;
+ * threads take ranges of columns. */
+static void
+im2col(float *col, size_t ld, const float *in, int Cin, int H, int W, int k,
+    int s, int Ho, int Wo)
+{
+	size_t K = (size_t)Cin * k * k;
+
+	#pragma omp parallel if (ld * K >= DM_NN_PAR_MIN)
+	{
+		size_t c0, c1;
+		thread_columns(ld, &c0, &c1);
+		if (c1 > c0)
+			im2col_range(col + c0, ld, in, Cin, H, W, k, s, Ho, Wo,
+			    c0, c1);
+	}
+}
+
 /* out = (add ? out : 0) + conv(in, w) + b over the whole batch, nb images
- * per chunk; work holds (K + Cout) nb N floats. */
+ * per chunk; work holds (K + Cout) nb N floats.  Each thread takes a range
+ * of a chunk's columns: its own columns, GEMM (on its thread) and output,
+ * so a chunk is one parallel region without a barrier (a column's value
+ * is its dot products over K, whatever the split, up to the BLAS's own
+ * blocking). */
 static void
 conv_chunked(float *out, const float *in, const float *w, const float *b,
     int add, int B, int Cin, int H, int W, int Cout, int k, int s, int chunk,
@@ -350,26 +419,22 @@ conv_chunked(float *out, const float *in, const float *w, const float *b,
 	for (int b0 = 0; b0 < B; b0 += chunk) {
 		int nb = B - b0 < chunk ? B - b0 : chunk;
 		size_t ld = (size_t)nb * N;
-		float *col = work, *tmp = work + K * ld;
-		im2col(col, ld, in + (size_t)b0 * Cin * H * W, nb, Cin, H, W,
-		    k, s, Ho, Wo);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout,
-		    (int)ld, (int)K, 1.0f, w, (int)K, col, (int)ld, 0.0f, tmp,
-		    (int)ld);
+		const float *src = in + (size_t)b0 * Cin * H * W;
 		float *o = out + (size_t)b0 * Cout * N;
-		#pragma omp parallel for collapse(2) schedule(static) \
-	    if ((size_t)nb * Cout * N >= DM_NN_PAR_MIN)
-		for (int j = 0; j < nb; j++)
-		for (int co = 0; co < Cout; co++) {
-			float *dst = o + ((size_t)j * Cout + co) * N;
-			const float *src = tmp + (size_t)co * ld + (size_t)j * N;
-			float bias = b != NULL ? b[co] : 0.0f;
-			if (add)
-				for (size_t n = 0; n < N; n++)
-					dst[n] += src[n] + bias;
-			else
-				for (size_t n = 0; n < N; n++)
-					dst[n] = src[n] + bias;
+		#pragma omp parallel if (ld * K * Cout >= 8 * DM_NN_PAR_MIN)
+		{
+			size_t c0, c1;
+			thread_columns(ld, &c0, &c1);
+			size_t wn = c1 - c0;
+			float *col = work + K * c0, *tmp = work + K * ld + Cout * c0;
+			if (wn > 0) {
+				im2col_range(col, wn, src, Cin, H, W, k, s, Ho, Wo,
+				    c0, c1);
+				cblas_sgemm(CblasRowMajor, CblasNoTrans,
+				    CblasNoTrans, Cout, (int)wn, (int)K, 1.0f, w,
+				    (int)K, col, (int)wn, 0.0f, tmp, (int)wn);
+				conv_store(o, tmp, b, add, Cout, N, c0, c1);
+			}
 		}
 	}
 }
@@ -482,8 +547,8 @@ dm_conv2d_backward(float *din, float *dw, float *db, const float *dout,
 		for (int co = 0; co < Cout; co++)
 			memcpy(tmp + (size_t)co * ld + (size_t)j * N,
 			    g + ((size_t)j * Cout + co) * N, N * sizeof *tmp);
-		im2col(col, ld, in + (size_t)b0 * Cin * H * W, nb, Cin, H, W,
-		    k, s, Ho, Wo);
+		im2col(col, ld, in + (size_t)b0 * Cin * H * W, Cin, H, W, k, s,
+		    Ho, Wo);
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout,
 		    (int)K, (int)ld, 1.0f, tmp, (int)ld, col, (int)ld, 1.0f, dw,
 		    (int)K);

@@ -43,6 +43,17 @@ void dm_groupnorm_forward(float *out, float *mean, float *rstd,
 void dm_groupnorm_backward(float *din, float *dw, float *db, const float *dout,
     const float *in, const float *w, const float *mean, const float *rstd,
     int B, int C, int HW, int G);
+/* GroupNorm then SiLU in one pass: norm (or NULL: not kept) gets the
+ * GroupNorm output n, out = SiLU(n), bit for bit the two layers apart.
+ * out may be in when norm is NULL.  Backward: din += the input gradient of
+ * both from dout = d out and the kept norm; dw, db as GroupNorm's; dnorm
+ * (B, C, HW) is scratch that gets the gradient of n. */
+void dm_groupnorm_silu_forward(float *norm, float *out, float *mean,
+    float *rstd, const float *in, const float *w, const float *b, int B,
+    int C, int HW, int G, float eps);
+void dm_groupnorm_silu_backward(float *din, float *dw, float *db,
+    float *dnorm, const float *dout, const float *norm, const float *in, const float *w,
+    const float *mean, const float *rstd, int B, int C, int HW, int G);
 
 /* 2-D convolution, square kernel k (1 or 3), stride s (1 or 2), zero
  * padding k/2: in (B, Cin, H, W), w (Cout, Cin, k, k) [PyTorch layout],

@@ -1,4 +1,5 @@
-/* nn_norm.c — LayerNorm and GroupNorm (dm_nn.h).
+/* nn_norm.c — LayerNorm, GroupNorm, and GroupNorm fused with SiLU
+ * (dm_nn.h).
  *
  * Both normalize a set S of values: xhat = (x - mean) rstd,
  * rstd = 1 / sqrt(var + eps) with the biased variance, then
@@ -167,13 +168,65 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 	}
 }
 
+/* din += the input gradient of one GroupNorm set of Cg channels of hw
+ * values, from its output gradient g; wg: the set's Cg weights or NULL */
+static void
+gn_set_din(float *d, const float *g, const float *x, const float *wg, int Cg,
+    size_t hw, float m, float rs)
+{
+	double s1 = 0, s2 = 0;
+	size_t set = (size_t)Cg * hw;
+
+	for (int j = 0; j < Cg; j++)
+		dxhat_sums(g + j * hw, x + j * hw, hw, wg ? wg[j] : 1.0f, m, rs,
+		    &s1, &s2);
+	float m1 = (float)(s1 / set), m2 = (float)(s2 / set);
+	for (int j = 0; j < Cg; j++)
+		din_add(d + j * hw, g + j * hw, x + j * hw, hw,
+		    wg ? wg[j] : 1.0f, m, rs, m1, m2);
+}
+
+/* dw[c] += sum of dout xhat, db[c] += sum of dout over the images and
+ * pixels of channel c, in one order */
+static void
+gn_param_grad(float *dw, float *db, const float *dout, const float *in,
+    const float *mean, const float *rstd, int B, int C, size_t hw, int G,
+    int c)
+{
+	int g = c / (C / G);
+	double sw = 0, sb = 0;
+
+	for (int i = 0; i < B; i++) {
+		size_t off = ((size_t)i * C + c) * hw;
+		const float *restrict x = in + off;
+		const float *restrict gr = dout + off;
+		float m = mean[(size_t)i * G + g];
+		float rs = rstd[(size_t)i * G + g];
+		double a = 0, e = 0;
+		#pragma omp simd reduction(+:a, e)
+		for (size_t k = 0; k < hw; k++) {
+			a += gr[k] * ((x[k] - m) * rs);
+			e += gr[k];
+		}
+		sw += a;
+		sb += e;
+	}
+	if (dw != NULL)
+		dw[c] += (float)sw;
+	if (db != NULL)
+		db[c] += (float)sb;
+}
+
 /*
  * GroupNorm: S is one sample's C/G channels of HW values each.
  */
 
-void
-dm_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
-    const float *w, const float *b, int B, int C, int HW, int G, float eps)
+/* norm = GroupNorm(in) (or NULL: not kept) and, unless act is NULL,
+ * act = SiLU(norm); act may be in when norm is NULL */
+static void
+groupnorm_apply(float *norm, float *act, float *mean, float *rstd,
+    const float *in, const float *w, const float *b, int B, int C, int HW,
+    int G, float eps)
 {
 	if (B <= 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
 		return;
@@ -186,7 +239,8 @@ dm_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
 	for (long s = 0; s < nsets; s++) {
 		int g = (int)(s % G);
 		const float *x = in + (size_t)s * set;
-		float *o = out + (size_t)s * set;
+		float *o = act != NULL ? act + (size_t)s * set : NULL;
+		float *nm = norm != NULL ? norm + (size_t)s * set : NULL;
 		float m, rs;
 		moments(x, set, eps, &m, &rs);
 		mean[s] = m;
@@ -195,9 +249,34 @@ dm_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
 			int c = g * Cg + j;
 			float scale = rs * (w ? w[c] : 1.0f);
 			float shift = (b ? b[c] : 0.0f) - m * scale;
-			affine(o + j * hw, x + j * hw, hw, scale, shift);
+			const float *xj = x + j * hw;
+			float *oj = o != NULL ? o + j * hw : NULL;
+			if (o == NULL) {
+				affine(nm + j * hw, xj, hw, scale, shift);
+			} else if (nm != NULL) {
+				float *restrict nj = nm + j * hw;
+				#pragma omp simd
+				for (size_t i = 0; i < hw; i++) {
+					float v = xj[i] * scale + shift;
+					nj[i] = v;
+					oj[i] = v / (1.0f + dm_nn_exp(-v));
+				}
+			} else {
+				#pragma omp simd
+				for (size_t i = 0; i < hw; i++) {
+					float v = xj[i] * scale + shift;
+					oj[i] = v / (1.0f + dm_nn_exp(-v));
+				}
+			}
 		}
 	}
+}
+
+void
+dm_groupnorm_forward(float *out, float *mean, float *rstd, const float *in,
+    const float *w, const float *b, int B, int C, int HW, int G, float eps)
+{
+	groupnorm_apply(out, NULL, mean, rstd, in, w, b, B, C, HW, G, eps);
 }
 
 void
@@ -218,43 +297,81 @@ dm_groupnorm_backward(float *din, float *dw, float *db, const float *dout,
 			int g = (int)(s % G);
 			const float *x = in + (size_t)s * set;
 			const float *gr = dout + (size_t)s * set;
-			float *d = din + (size_t)s * set;
-			float m = mean[s], rs = rstd[s];
-			double s1 = 0, s2 = 0;
-			for (int j = 0; j < Cg; j++)
-				dxhat_sums(gr + j * hw, x + j * hw, hw,
-				    w ? w[g * Cg + j] : 1.0f, m, rs, &s1, &s2);
-			float m1 = (float)(s1 / set), m2 = (float)(s2 / set);
-			for (int j = 0; j < Cg; j++)
-				din_add(d + j * hw, gr + j * hw, x + j * hw, hw,
-				    w ? w[g * Cg + j] : 1.0f, m, rs, m1, m2);
+			gn_set_din(din + (size_t)s * set, gr, x,
+			    w ? w + g * Cg : NULL, Cg, hw, mean[s], rstd[s]);
 		}
 	}
 	if (dw == NULL && db == NULL)
 		return;
 
 	#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
-	for (int c = 0; c < C; c++) {
-		int g = c / Cg;
-		double sw = 0, sb = 0;
-		for (int i = 0; i < B; i++) {
-			size_t off = ((size_t)i * C + c) * hw;
-			const float *restrict x = in + off;
-			const float *restrict gr = dout + off;
-			float m = mean[(size_t)i * G + g];
-			float rs = rstd[(size_t)i * G + g];
-			double a = 0, e = 0;
-			#pragma omp simd reduction(+:a, e)
-			for (size_t k = 0; k < hw; k++) {
-				a += gr[k] * ((x[k] - m) * rs);
-				e += gr[k];
-			}
-			sw += a;
-			sb += e;
+	for (int c = 0; c < C; c++)
+		gn_param_grad(dw, db, dout, in, mean, rstd, B, C, hw, G, c);
+}
+
+/*
+ * GroupNorm and SiLU fused: n = GroupNorm(x), out = n s(n), s the logistic
+ * function, with the same arithmetic as dm_groupnorm_forward followed by
+ * dm_silu_forward (so results agree bit for bit), in one pass over the
+ * data and one parallel region.
+ */
+
+void
+dm_groupnorm_silu_forward(float *norm, float *out, float *mean, float *rstd,
+    const float *in, const float *w, const float *b, int B, int C, int HW,
+    int G, float eps)
+{
+	groupnorm_apply(norm, out, mean, rstd, in, w, b, B, C, HW, G, eps);
+}
+
+/* g = dout s(n) (1 + n (1 - s(n))), the gradient of n, over n values */
+static inline void
+silu_grad(float *restrict g, const float *restrict dout,
+    const float *restrict nm, size_t n)
+{
+	#pragma omp simd
+	for (size_t i = 0; i < n; i++) {
+		float v = nm[i];
+		float s = 1.0f / (1.0f + dm_nn_exp(-v));
+		g[i] = dout[i] * s * (1.0f + v * (1.0f - s));
+	}
+}
+
+/* Backward of both: dnorm (B, C, HW) is scratch that gets the gradient of
+ * n (as dm_silu_backward would add it to zeros); then din, dw and db as
+ * dm_groupnorm_backward from it.  One parallel region: sets, then
+ * channels. */
+void
+dm_groupnorm_silu_backward(float *din, float *dw, float *db, float *dnorm,
+    const float *dout, const float *norm, const float *in, const float *w,
+    const float *mean, const float *rstd, int B, int C, int HW, int G)
+{
+	if (B <= 0 || C <= 0 || HW <= 0 || G <= 0 || C % G != 0)
+		return;
+	int Cg = C / G;
+	size_t hw = (size_t)HW, set = (size_t)Cg * hw;
+	size_t total = (size_t)B * (size_t)C * hw;
+	long nsets = (long)B * G;
+
+	#pragma omp parallel if (total >= DM_NN_PAR_MIN)
+	{
+		#pragma omp for schedule(static)
+		for (long s = 0; s < nsets; s++) {
+			int g = (int)(s % G);
+			const float *x = in + (size_t)s * set;
+			float *gr = dnorm + (size_t)s * set;
+			silu_grad(gr, dout + (size_t)s * set,
+			    norm + (size_t)s * set, set);
+			if (din != NULL)
+				gn_set_din(din + (size_t)s * set, gr, x,
+				    w ? w + g * Cg : NULL, Cg, hw, mean[s],
+				    rstd[s]);
 		}
-		if (dw != NULL)
-			dw[c] += (float)sw;
-		if (db != NULL)
-			db[c] += (float)sb;
+		if (dw != NULL || db != NULL) {
+			#pragma omp for schedule(static)
+			for (int c = 0; c < C; c++)
+				gn_param_grad(dw, db, dnorm, in, mean, rstd, B,
+				    C, hw, G, c);
+		}
 	}
 }

@@ -55,6 +55,25 @@ struct resblock {
 	uint8_t *mask;
 };
 
+/* Inference (forward with train = 0) keeps nothing for backward: the
+ * large values live in an allocation of their own, made at the first
+ * inference of a batch size (so neither the gradients' mirror of the
+ * arena nor a training run carries it), with these sizes per sample, each
+ * buffer reused as soon as its value is dead (the small ones, norms'
+ * statistics, embeddings and attention, are the training layout's):
+ *   s1, s2  a ResBlock's two SiLU(GroupNorm) values (s1 also its 1x1
+ *           skip branch, the output norm and the attention's tokens)
+ *   cat     the concatenation of an up block's input
+ *   p, q    the running value h (blocks, down, up and mid convs), in turn
+ *   skip    every down block's output, alive until its up block
+ * so that its memory is a few images per sample instead of every layer's
+ * values. */
+struct eval {
+	size_t s1, s2, cat, p, q, skip;
+	float *base;             /* [cap (s1 + ... + skip)] */
+	int cap;
+};
+
 struct unet {
 	struct dm_acts a;        /* first: model.c's view */
 	int C, H, W, L, nres, E, T, K, G, NH, cond, attn, classifier;
@@ -69,6 +88,8 @@ struct unet {
 	float *uconv[DM_UNET_MAX_LEVELS], **cat;
 	float *an, *am, *ar, *tok, *qkv, *att, *ao, *pr, *aout;
 	float *on, *om, *orr, *os, *pool;
+	struct eval ev;
+	float **evskip;          /* [L nres]: the down blocks' outputs */
 };
 
 /* Registration with the GroupNorm divisibility check. */
@@ -202,7 +223,8 @@ dm_unet_build(struct dm_model *m, struct dm_pbuild *pb)
 	size_t nb = (size_t)n->L * n->nres;
 	if ((n->down = dm_calloc(nb, sizeof *n->down)) == NULL ||
 	    (n->up = dm_calloc(nb, sizeof *n->up)) == NULL ||
-	    (n->cat = dm_calloc(nb, sizeof *n->cat)) == NULL)
+	    (n->cat = dm_calloc(nb, sizeof *n->cat)) == NULL ||
+	    (n->evskip = dm_calloc(nb, sizeof *n->evskip)) == NULL)
 		return -1;
 
 	dm_pbuild_linear(pb, &n->t0w, &n->t0b, n->T, n->E, 0, "time_embed.0");
@@ -295,6 +317,76 @@ res_layout(struct unet *n, struct resblock *r)
 	r->out = dm_acts_take(a, out);
 }
 
+static size_t
+max_sz(size_t a, size_t b)
+{
+	return a > b ? a : b;
+}
+
+static void
+eval_block(struct eval *e, const struct resblock *r)
+{
+	size_t hw = (size_t)r->H * r->W;
+
+	e->s1 = max_sz(e->s1, (size_t)max_sz(r->cin, r->cout) * hw);
+	e->s2 = max_sz(e->s2, (size_t)r->cout * hw);
+}
+
+/* The inference region: sizes (struct eval) and its place in the arena. */
+static void
+eval_layout(struct unet *n, int ch)
+{
+	struct eval *e = &n->ev;
+	int nr = n->nres, top = n->L - 1;
+	size_t hwt = (size_t)n->hl[top] * n->wl[top];
+
+	e->s1 = e->s2 = e->cat = e->skip = 0;
+	e->p = (size_t)ch * n->H * n->W;
+	for (int l = 0; l < n->L; l++) {
+		size_t hw = (size_t)n->hl[l] * n->wl[l];
+		for (int j = 0; j < nr; j++) {
+			const struct resblock *r = &n->down[l * nr + j];
+			eval_block(e, r);
+			e->skip += (size_t)r->cout * hw;
+			if (n->classifier)
+				continue;
+			r = &n->up[l * nr + j];
+			eval_block(e, r);
+			e->cat = max_sz(e->cat, (size_t)r->cin * hw);
+			e->p = max_sz(e->p, (size_t)r->cout * hw);
+		}
+		if (l < top)
+			e->p = max_sz(e->p, (size_t)n->c[l] * hw / 4);
+		if (l > 0 && !n->classifier)
+			e->p = max_sz(e->p, (size_t)n->c[l] * hw * 4);
+	}
+	eval_block(e, &n->mid1);
+	eval_block(e, &n->mid2);
+	e->p = max_sz(e->p, (size_t)n->c[top] * hwt);
+	e->q = e->p;
+}
+
+/* Room for inference on batches of B. */
+static int
+eval_reserve(struct unet *n, int B)
+{
+	struct eval *e = &n->ev;
+	size_t per = e->s1 + e->s2 + e->cat + e->p + e->q + e->skip, total;
+	float *p;
+
+	if (B <= e->cap)
+		return 0;
+	if (dm_mul_size(per, (size_t)B, &total) == -1 ||
+	    dm_mul_size(total, sizeof(float), &total) == -1)
+		return dm_errctx("model: batch of %d: ", B);
+	if ((p = dm_malloc(total)) == NULL)
+		return -1;
+	free(e->base);
+	e->base = p;
+	e->cap = B;
+	return 0;
+}
+
 void
 dm_unet_layout(struct dm_model *m)
 {
@@ -338,6 +430,7 @@ dm_unet_layout(struct dm_model *m)
 		n->orr = dm_acts_take(a, (size_t)n->G);
 		n->os = dm_acts_take(a, C * T);
 		n->pool = dm_acts_take(a, C);
+		eval_layout(n, m->cfg.ch);
 		return;
 	}
 	for (int l = top; l >= 0; l--) {
@@ -357,12 +450,7 @@ dm_unet_layout(struct dm_model *m)
 	n->om = dm_acts_take(a, (size_t)n->G);
 	n->orr = dm_acts_take(a, (size_t)n->G);
 	n->os = dm_acts_take(a, (size_t)n->c[0] * hw0);
-}
-
-static size_t
-max_sz(size_t a, size_t b)
-{
-	return a > b ? a : b;
+	eval_layout(n, m->cfg.ch);
 }
 
 static size_t
@@ -409,26 +497,40 @@ dm_unet_work(const struct dm_model *m, int B)
 	return w ? w : 1;
 }
 
+/* out += in, or the 1x1 skip convolution of in (computed into sk) */
+static void
+res_residual(struct dm_model *m, const struct resblock *r, float *out,
+    const float *in, float *sk, int B)
+{
+	size_t nout = (size_t)B * r->cout * r->H * r->W;
+
+	if (r->skip) {
+		dm_conv2d_forward(sk, in, DM_P(m, r->skw), DM_P(m, r->skb), B,
+		    r->cin, r->H, r->W, r->cout, 1, 1, ((struct unet *)m->impl)->a.work);
+		in = sk;
+	}
+	for (size_t i = 0; i < nout; i++)
+		out[i] += in[i];
+}
+
 static void
 res_forward(struct dm_model *m, struct resblock *r, const float *in, int B)
 {
 	struct unet *n = m->impl;
 	int hw = r->H * r->W;
-	size_t nin = (size_t)B * r->cin * hw, nout = (size_t)B * r->cout * hw;
+	size_t nout = (size_t)B * r->cout * hw;
 	float *work = n->a.work;
 
 	r->in = in;
-	dm_groupnorm_forward(r->n1, r->m1, r->r1, in, DM_P(m, r->n1w),
-	    DM_P(m, r->n1b), B, r->cin, hw, n->G, GN_EPS);
-	dm_silu_forward(r->s1, r->n1, nin);
+	dm_groupnorm_silu_forward(r->n1, r->s1, r->m1, r->r1, in,
+	    DM_P(m, r->n1w), DM_P(m, r->n1b), B, r->cin, hw, n->G, GN_EPS);
 	dm_conv2d_forward(r->h1, r->s1, DM_P(m, r->c1w), DM_P(m, r->c1b), B,
 	    r->cin, r->H, r->W, r->cout, 3, 1, work);
 	dm_linear_forward(r->e, n->se, DM_P(m, r->ew), DM_P(m, r->eb), B, n->E,
 	    r->cout);
 	dm_bias_add_forward(r->h1, r->e, B, r->cout, hw);
-	dm_groupnorm_forward(r->n2, r->m2, r->r2, r->h1, DM_P(m, r->n2w),
-	    DM_P(m, r->n2b), B, r->cout, hw, n->G, GN_EPS);
-	dm_silu_forward(r->s2, r->n2, nout);
+	dm_groupnorm_silu_forward(r->n2, r->s2, r->m2, r->r2, r->h1,
+	    DM_P(m, r->n2w), DM_P(m, r->n2b), B, r->cout, hw, n->G, GN_EPS);
 	const float *c2in = r->s2;
 	if (n->a.dropping) {
 		dm_model_dropout(m, r->dr, r->mask, r->s2, nout, r->id);
@@ -436,15 +538,31 @@ res_forward(struct dm_model *m, struct resblock *r, const float *in, int B)
 	}
 	dm_conv2d_forward(r->out, c2in, DM_P(m, r->c2w), DM_P(m, r->c2b), B,
 	    r->cout, r->H, r->W, r->cout, 3, 1, work);
-	if (r->skip) {
-		dm_conv2d_forward(r->sk, in, DM_P(m, r->skw), DM_P(m, r->skb), B,
-		    r->cin, r->H, r->W, r->cout, 1, 1, work);
-		for (size_t i = 0; i < nout; i++)
-			r->out[i] += r->sk[i];
-	} else {
-		for (size_t i = 0; i < nout; i++)
-			r->out[i] += in[i];
-	}
+	res_residual(m, r, r->out, in, r->sk, B);
+}
+
+/* Inference: out = the block of in, with the values of the first branch in
+ * s1 then s2 (see struct eval); out must be neither. */
+static void
+res_eval(struct dm_model *m, struct resblock *r, float *out, const float *in,
+    float *s1, float *s2, int B)
+{
+	struct unet *n = m->impl;
+	int hw = r->H * r->W;
+	float *work = n->a.work;
+
+	dm_groupnorm_silu_forward(NULL, s1, r->m1, r->r1, in, DM_P(m, r->n1w),
+	    DM_P(m, r->n1b), B, r->cin, hw, n->G, GN_EPS);
+	dm_conv2d_forward(s2, s1, DM_P(m, r->c1w), DM_P(m, r->c1b), B, r->cin,
+	    r->H, r->W, r->cout, 3, 1, work);
+	dm_linear_forward(r->e, n->se, DM_P(m, r->ew), DM_P(m, r->eb), B, n->E,
+	    r->cout);
+	dm_bias_add_forward(s2, r->e, B, r->cout, hw);
+	dm_groupnorm_silu_forward(NULL, s2, r->m2, r->r2, s2, DM_P(m, r->n2w),
+	    DM_P(m, r->n2b), B, r->cout, hw, n->G, GN_EPS);
+	dm_conv2d_forward(out, s2, DM_P(m, r->c2w), DM_P(m, r->c2b), B,
+	    r->cout, r->H, r->W, r->cout, 3, 1, work);
+	res_residual(m, r, out, in, s1, B);
 }
 
 static void
@@ -453,7 +571,7 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	struct unet *n = m->impl;
 	struct dm_acts *a = &n->a;
 	int hw = r->H * r->W;
-	size_t nin = (size_t)B * r->cin * hw, nout = (size_t)B * r->cout * hw;
+	size_t nout = (size_t)B * r->cout * hw;
 	float *work = a->work, *dout = dm_acts_grad(a, r->out);
 	float *din = dm_acts_grad(a, r->in);
 
@@ -471,12 +589,10 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	if (a->dropping)
 		dm_dropout_backward(dm_acts_grad(a, r->s2),
 		    dm_acts_grad(a, r->dr), r->mask, nout, m->cfg.dropout);
-	dm_silu_backward(dm_acts_grad(a, r->n2), dm_acts_grad(a, r->s2), r->n2,
-	    nout);
 	float *dh1 = dm_acts_grad(a, r->h1);
-	dm_groupnorm_backward(dh1, DM_G(m, r->n2w), DM_G(m, r->n2b),
-	    dm_acts_grad(a, r->n2), r->h1, DM_P(m, r->n2w), r->m2, r->r2, B,
-	    r->cout, hw, n->G);
+	dm_groupnorm_silu_backward(dh1, DM_G(m, r->n2w), DM_G(m, r->n2b),
+	    dm_acts_grad(a, r->n2), dm_acts_grad(a, r->s2), r->n2, r->h1,
+	    DM_P(m, r->n2w), r->m2, r->r2, B, r->cout, hw, n->G);
 	dm_bias_add_backward(dm_acts_grad(a, r->e), dh1, B, r->cout, hw);
 	dm_linear_backward(dm_acts_grad(a, n->se), DM_G(m, r->ew),
 	    DM_G(m, r->eb), dm_acts_grad(a, r->e), n->se, DM_P(m, r->ew), B,
@@ -484,11 +600,9 @@ res_backward(struct dm_model *m, struct resblock *r, int B)
 	dm_conv2d_backward(dm_acts_grad(a, r->s1), DM_G(m, r->c1w),
 	    DM_G(m, r->c1b), dh1, r->s1, DM_P(m, r->c1w), B, r->cin, r->H,
 	    r->W, r->cout, 3, 1, work);
-	dm_silu_backward(dm_acts_grad(a, r->n1), dm_acts_grad(a, r->s1), r->n1,
-	    nin);
-	dm_groupnorm_backward(din, DM_G(m, r->n1w), DM_G(m, r->n1b),
-	    dm_acts_grad(a, r->n1), r->in, DM_P(m, r->n1w), r->m1, r->r1, B,
-	    r->cin, hw, n->G);
+	dm_groupnorm_silu_backward(din, DM_G(m, r->n1w), DM_G(m, r->n1b),
+	    dm_acts_grad(a, r->n1), dm_acts_grad(a, r->s1), r->n1, r->in,
+	    DM_P(m, r->n1w), r->m1, r->r1, B, r->cin, hw, n->G);
 }
 
 /* (B, C, T) <-> (B, T, C) */
@@ -557,20 +671,13 @@ attn_backward(struct dm_model *m, const float *in, int B)
 	    n->G);
 }
 
-int
-dm_unet_forward(struct dm_model *m, float *out, const float *x,
-    const float *t, const int64_t *y, int B, int train)
+/* e and se = SiLU(e) from t (and y) */
+static void
+embed_forward(struct dm_model *m, const float *t, const int64_t *y, int B)
 {
 	struct unet *n = m->impl;
-	int nr = n->nres, top = n->L - 1;
 	size_t BE = (size_t)B * n->E;
-	const float *h;
 
-	(void)train;
-	if ((int64_t)B * n->H * n->W > INT_MAX)
-		return dm_seterr("model: batch of %d too large for %dx%d images",
-		    B, n->H, n->W);
-	memcpy(n->x, x, (size_t)B * n->C * n->H * n->W * sizeof(float));
 	dm_timestep_embedding(n->ts, t, B, n->T, 1000);
 	dm_linear_forward(n->e0, n->ts, DM_P(m, n->t0w), DM_P(m, n->t0b), B,
 	    n->T, n->E);
@@ -583,6 +690,117 @@ dm_unet_forward(struct dm_model *m, float *out, const float *x,
 			n->e[i] += n->ce[i];
 	}
 	dm_silu_forward(n->se, n->e, BE);
+}
+
+/* The classifier head from os = SiLU(out_norm(h)) (B, C, T): pool, then
+ * the linear head. */
+static void
+head_forward(struct dm_model *m, float *out, const float *os, int B)
+{
+	struct unet *n = m->impl;
+	int top = n->L - 1, C = n->c[top], T = n->hl[top] * n->wl[top];
+
+	for (size_t i = 0; i < (size_t)B * C; i++) {
+		float s = 0;
+		for (int k = 0; k < T; k++)
+			s += os[i * T + k];
+		n->pool[i] = s / (float)T;
+	}
+	dm_linear_forward(out, n->pool, DM_P(m, n->ow), DM_P(m, n->ob), B, C,
+	    n->K);
+}
+
+/* Inference: the same values as the training forward (bit for bit), in
+ * the buffers of struct eval. */
+static int
+unet_eval(struct dm_model *m, float *out, const float *x, int B)
+{
+	struct unet *n = m->impl;
+	struct eval *e = &n->ev;
+
+	if (eval_reserve(n, B) == -1)
+		return -1;
+	size_t cap = (size_t)e->cap;
+	float *s1 = e->base, *s2 = s1 + e->s1 * cap, *cat = s2 + e->s2 * cap;
+	float *p = cat + e->cat * cap, *q = p + e->p * cap, *sk = q + e->q * cap;
+	float *work = n->a.work, *o;
+	int nr = n->nres, top = n->L - 1, cur = n->c[top];
+	const float *h;
+
+	dm_conv2d_forward(p, x, DM_P(m, n->ciw), DM_P(m, n->cib), B, n->C,
+	    n->H, n->W, m->cfg.ch, 3, 1, work);
+	h = p;
+	for (int l = 0; l < n->L; l++) {
+		for (int j = 0; j < nr; j++) {
+			struct resblock *r = &n->down[l * nr + j];
+			n->evskip[l * nr + j] = sk;
+			res_eval(m, r, sk, h, s1, s2, B);
+			h = sk;
+			sk += (size_t)r->cout * r->H * r->W * cap;
+		}
+		if (l < top) {
+			dm_conv2d_forward(p, h, DM_P(m, n->dw[l]),
+			    DM_P(m, n->db[l]), B, n->c[l], n->hl[l], n->wl[l],
+			    n->c[l], 3, 2, work);
+			h = p;
+		}
+	}
+	o = h == p ? q : p;
+	res_eval(m, &n->mid1, o, h, s1, s2, B);
+	h = o;
+	if (n->attn) {
+		attn_forward(m, h, B);
+		h = n->aout;
+	}
+	o = h == p ? q : p;
+	res_eval(m, &n->mid2, o, h, s1, s2, B);
+	h = o;
+	if (n->classifier) {
+		int T = n->hl[top] * n->wl[top];
+		dm_groupnorm_silu_forward(NULL, s1, n->om, n->orr, h,
+		    DM_P(m, n->onw), DM_P(m, n->onb), B, cur, T, n->G, GN_EPS);
+		head_forward(m, out, s1, B);
+		return 0;
+	}
+	for (int l = top; l >= 0; l--) {
+		int hw = n->hl[l] * n->wl[l];
+		for (int j = 0; j < nr; j++) {
+			dm_concat_forward(cat, h, n->evskip[l * nr + nr - 1 - j],
+			    B, cur, n->c[l], hw);
+			res_eval(m, &n->up[l * nr + j], p, cat, s1, s2, B);
+			h = p;
+			cur = n->c[l];
+		}
+		if (l > 0) {
+			dm_upsample2_forward(q, h, B, cur, n->hl[l], n->wl[l]);
+			dm_conv2d_forward(p, q, DM_P(m, n->uw[l]),
+			    DM_P(m, n->ub[l]), B, cur, n->hl[l - 1],
+			    n->wl[l - 1], cur, 3, 1, work);
+			h = p;
+		}
+	}
+	dm_groupnorm_silu_forward(NULL, s1, n->om, n->orr, h, DM_P(m, n->onw),
+	    DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G, GN_EPS);
+	dm_conv2d_forward(out, s1, DM_P(m, n->ow), DM_P(m, n->ob), B, n->c[0],
+	    n->H, n->W, n->C, 3, 1, work);
+	return 0;
+}
+
+int
+dm_unet_forward(struct dm_model *m, float *out, const float *x,
+    const float *t, const int64_t *y, int B, int train)
+{
+	struct unet *n = m->impl;
+	int nr = n->nres, top = n->L - 1;
+	const float *h;
+
+	if ((int64_t)B * n->H * n->W > INT_MAX)
+		return dm_seterr("model: batch of %d too large for %dx%d images",
+		    B, n->H, n->W);
+	embed_forward(m, t, y, B);
+	if (!train)
+		return unet_eval(m, out, x, B);
+	memcpy(n->x, x, (size_t)B * n->C * n->H * n->W * sizeof(float));
 	dm_conv2d_forward(n->hin, n->x, DM_P(m, n->ciw), DM_P(m, n->cib), B,
 	    n->C, n->H, n->W, m->cfg.ch, 3, 1, n->a.work);
 	h = n->hin;
@@ -611,14 +829,7 @@ dm_unet_forward(struct dm_model *m, float *out, const float *x,
 		dm_groupnorm_forward(n->on, n->om, n->orr, h, DM_P(m, n->onw),
 		    DM_P(m, n->onb), B, C, T, n->G, GN_EPS);
 		dm_silu_forward(n->os, n->on, (size_t)B * C * T);
-		for (size_t i = 0; i < (size_t)B * C; i++) {
-			float s = 0;
-			for (int k = 0; k < T; k++)
-				s += n->os[i * T + k];
-			n->pool[i] = s / (float)T;
-		}
-		dm_linear_forward(out, n->pool, DM_P(m, n->ow), DM_P(m, n->ob),
-		    B, C, n->K);
+		head_forward(m, out, n->os, B);
 		return 0;
 	}
 	int cur = n->c[top];
@@ -642,9 +853,9 @@ dm_unet_forward(struct dm_model *m, float *out, const float *x,
 			h = n->uconv[l];
 		}
 	}
-	dm_groupnorm_forward(n->on, n->om, n->orr, h, DM_P(m, n->onw),
-	    DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G, GN_EPS);
-	dm_silu_forward(n->os, n->on, (size_t)B * n->c[0] * n->H * n->W);
+	dm_groupnorm_silu_forward(n->on, n->os, n->om, n->orr, h,
+	    DM_P(m, n->onw), DM_P(m, n->onb), B, n->c[0], n->H * n->W, n->G,
+	    GN_EPS);
 	dm_conv2d_forward(out, n->os, DM_P(m, n->ow), DM_P(m, n->ob), B,
 	    n->c[0], n->H, n->W, n->C, 3, 1, n->a.work);
 	return 0;
@@ -680,11 +891,10 @@ dm_unet_backward(struct dm_model *m, float *dx, const float *dout)
 		dm_conv2d_backward(dm_acts_grad(a, n->os), DM_G(m, n->ow),
 		    DM_G(m, n->ob), dout, n->os, DM_P(m, n->ow), B, n->c[0],
 		    n->H, n->W, n->C, 3, 1, a->work);
-		dm_silu_backward(dm_acts_grad(a, n->on), dm_acts_grad(a, n->os),
-		    n->on, (size_t)B * n->c[0] * n->H * n->W);
-		dm_groupnorm_backward(dm_acts_grad(a, h), DM_G(m, n->onw),
-		    DM_G(m, n->onb), dm_acts_grad(a, n->on), h, DM_P(m, n->onw),
-		    n->om, n->orr, B, n->c[0], n->H * n->W, n->G);
+		dm_groupnorm_silu_backward(dm_acts_grad(a, h), DM_G(m, n->onw),
+		    DM_G(m, n->onb), dm_acts_grad(a, n->on),
+		    dm_acts_grad(a, n->os), n->on, h, DM_P(m, n->onw), n->om,
+		    n->orr, B, n->c[0], n->H * n->W, n->G);
 		for (int l = 0; l <= top; l++) {
 			int cur = n->c[l];
 			if (l > 0) {
@@ -761,6 +971,8 @@ dm_unet_free(struct dm_model *m)
 	free(n->down);
 	free(n->up);
 	free(n->cat);
+	free(n->evskip);
+	free(n->ev.base);
 	free(n);
 	m->impl = NULL;
 }

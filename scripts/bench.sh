@@ -82,6 +82,11 @@ fi
 # in the same process.  Memory: peak RSS of the process, and above its
 # start (PyTorch's start holds the torch runtime).  BENCH_SECS: seconds of
 # timing per workload and side (default 3).
+# Both sides with OpenMP threads that sleep at barriers, as the dm tools
+# run (dm_tool_init): with other jobs on the cores a spinning thread takes
+# the time slice of the one it waits for, and either side slows several
+# fold (unless OMP_WAIT_POLICY is set already).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 /usr/bin/python3 - "$B" "${BENCH_SECS:-3}" <<'PY'
 import subprocess, sys
 b, secs = sys.argv[1], sys.argv[2]

@@ -211,6 +211,9 @@ main(int argc, char **argv)
 	double secs = 3;
 	const char *w;
 
+	/* measure the tools as they run: threads that sleep at barriers
+	 * (dm_tool_init), not spin */
+	dm_tool_init(argv);
 	while ((opt = getopt(argc, argv, "s:t:")) != -1) {
 		if (opt == 't')
 			threads = atoi(optarg);

@@ -1,5 +1,6 @@
 /* test_conv.c — 2-D convolution against a direct convolution in double,
  * finite differences, and the accumulation rule of backward. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,4 +309,62 @@ DM_TEST(conv2d_work_size_refuses_bad_shapes)
 	size_t n = dm_conv2d_work_size(2, 3, 4, 4, 5, 3, 1);
 	CHECK(n != SIZE_MAX && n >= (size_t)(27 + 5) * 16 * 2 &&
 	    n < (size_t)1 << 20);
+}
+
+/* Results agree across thread counts to rounding, relative to the largest
+ * value (the BLAS's kernels for a split's edge round otherwise): threads split a chunk's columns, and 3 threads cut tiles
+ * across rows and images. */
+static int
+count_far(const float *a, const float *b, size_t n, float tol)
+{
+	int bad = 0;
+	float big = 0;
+
+	for (size_t i = 0; i < n; i++)
+		big = fabsf(a[i]) > big ? fabsf(a[i]) : big;
+	for (size_t i = 0; i < n; i++)
+		bad += fabsf(a[i] - b[i]) > tol * (1 + big);
+	return bad;
+}
+
+DM_TEST(conv2d_threads)
+{
+	static const struct shape shs[] = {
+		{1, 32, 28, 28, 32, 3, 1}, {1, 64, 7, 7, 128, 3, 1},
+		{3, 24, 13, 11, 40, 3, 1}, {2, 48, 15, 9, 24, 3, 2},
+		{5, 96, 14, 14, 32, 1, 1}, {1, 33, 9, 31, 17, 3, 1},
+	};
+	int threads = dm_threads_get();
+
+	for (size_t t = 0; t < sizeof shs / sizeof shs[0]; t++) {
+		const struct shape *sh = &shs[t];
+		size_t ni = nin(sh), no = nout(sh), nwt = nw(sh);
+		float *in = randn(ni, 31), *w = randn(nwt, 32);
+		float *b = randn(sh->Cout, 33), *dout = randn(no, 34);
+		float *o[3], *d[3], *dw[3], *work = work_new(sh);
+
+		for (int k = 0; k < 3; k++) {
+			o[k] = malloc(no * 4);
+			d[k] = calloc(ni, 4);
+			dw[k] = calloc(nwt, 4);
+			dm_threads_set(k + 1);
+			dm_conv2d_forward(o[k], in, w, b, sh->B, sh->Cin, sh->H,
+			    sh->W, sh->Cout, sh->k, sh->s, work);
+			dm_conv2d_backward(d[k], dw[k], NULL, dout, in, w, sh->B,
+			    sh->Cin, sh->H, sh->W, sh->Cout, sh->k, sh->s, work);
+		}
+		for (int k = 1; k < 3; k++) {
+			CHECK_MSG(count_far(o[0], o[k], no, 1e-5f) == 0,
+			    "shape %zu: forward on %d threads differs", t, k + 1);
+			CHECK_MSG(count_far(d[0], d[k], ni, 1e-5f) == 0,
+			    "shape %zu: din on %d threads differs", t, k + 1);
+			CHECK_MSG(count_far(dw[0], dw[k], nwt, 1e-5f) == 0,
+			    "shape %zu: dw on %d threads differs", t, k + 1);
+		}
+		for (int k = 0; k < 3; k++) {
+			free(o[k]); free(d[k]); free(dw[k]);
+		}
+		free(in); free(w); free(b); free(dout); free(work);
+	}
+	dm_threads_set(threads);
 }

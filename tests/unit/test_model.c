@@ -337,6 +337,78 @@ perturbed_model(const struct dm_model_config *c, uint64_t seed)
 	return m;
 }
 
+/* Inference (train = 0) runs in buffers of its own, reused as values die:
+ * its output is the training forward's bit for bit, at batches that grow
+ * the buffers and that fit in them, before and after a training step. */
+static void
+check_eval_matches_train(const struct dm_model_config *c)
+{
+	struct dm_model *m = dm_model_new(c, 7);
+	enum { B = 3 };
+	size_t nin, nout;
+
+	CHECK(m != NULL);
+	if (m == NULL)
+		return;
+	nin = dm_model_in_size(m) * B;
+	nout = dm_model_out_size(m) * B;
+	float *x = malloc(nin * sizeof *x), *t = malloc(B * sizeof *t);
+	float *o1 = malloc(nout * sizeof *o1), *o2 = malloc(nout * sizeof *o2);
+	float *r = malloc(nout * sizeof *r), *noise = malloc(m->nparams * 4);
+	int64_t y[B];
+
+	fill_normal(x, nin, 1, 1);
+	fill_normal(r, nout, 2, 1);
+	fill_normal(noise, m->nparams, 4, 0.2f);
+	for (size_t i = 0; i < m->nparams; i++)
+		m->params[i] += noise[i];
+	for (int i = 0; i < B; i++) {
+		t[i] = (float)(i + 0.5) / B;
+		y[i] = i % (c->classes + 1);
+	}
+	for (int i = 0; i < 3; i++) {
+		int b = i == 0 ? 1 : i == 1 ? B : 2;	/* grow, then within */
+		size_t n = dm_model_out_size(m) * b;
+		CHECK_OK(dm_model_forward(m, o2, x, t, y, b, 0));
+		CHECK_OK(dm_model_forward(m, o1, x, t, y, b, 1));
+		dm_model_zero_grad(m);
+		CHECK_OK(dm_model_backward(m, NULL, r));
+		CHECK_MSG(memcmp(o1, o2, n * sizeof *o1) == 0,
+		    "eval and train forwards differ (batch %d)", b);
+		CHECK_OK(dm_model_forward(m, o2, x, t, y, b, 0));
+		CHECK_MSG(memcmp(o1, o2, n * sizeof *o1) == 0,
+		    "eval after train differs (batch %d)", b);
+	}
+	free(x); free(t); free(o1); free(o2); free(r); free(noise);
+	dm_model_free(m);
+}
+
+DM_TEST(model_unet_eval)
+{
+	struct dm_model_config c;
+
+	unet_config(&c, 3);
+	check_eval_matches_train(&c);
+	unet_config(&c, 0);
+	c.attn = 0;
+	c.nres = 2;
+	c.shape[0] = 3;
+	c.shape[1] = 12;
+	c.shape[2] = 4;
+	c.nlevels = 3;
+	c.mult[0] = 2;
+	c.mult[1] = 1;
+	c.mult[2] = 3;
+	c.groups = 2;
+	check_eval_matches_train(&c);
+	unet_config(&c, 3);
+	c.head = DM_HEAD_CLASSIFIER;
+	check_eval_matches_train(&c);
+	unet_config(&c, 0);
+	c.nlevels = 1;
+	check_eval_matches_train(&c);
+}
+
 /* Row i's output depends on row i only (eval), and the same input gives
  * the same output. */
 static void

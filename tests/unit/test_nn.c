@@ -546,6 +546,71 @@ DM_TEST(nn_groupnorm)
 	groupnorm_case(4, 64, 256, 8);	/* threaded */
 }
 
+/* The fused GroupNorm + SiLU against the two layers apart: forward bit
+ * for bit (norm kept, not kept, in place), backward to rounding. */
+static void
+groupnorm_silu_case(int B, int C, int HW, int G)
+{
+	size_t N = (size_t)B * C * HW, NG = (size_t)B * G;
+	float *in = randn(N, 21), *w = randn((size_t)C, 22);
+	float *b = randn((size_t)C, 23), *r = randn(N, 24);
+	float *n1 = zeros(N), *s1 = zeros(N), *m1 = zeros(NG), *q1 = zeros(NG);
+	float *n2 = zeros(N), *s2 = zeros(N), *m2 = zeros(NG), *q2 = zeros(NG);
+	float *gn = zeros(N), *gin1 = zeros(N), *gw1 = zeros((size_t)C),
+	    *gb1 = zeros((size_t)C), *gin2 = zeros(N), *gw2 = zeros((size_t)C),
+	    *gb2 = zeros((size_t)C), *dnorm = randn(N, 25);
+	int bad = 0;
+
+	for (size_t i = 0; i < N; i++)
+		in[i] = 3 * in[i] + (float)(i % 5) * 0.2f;
+	dm_groupnorm_forward(n1, m1, q1, in, w, b, B, C, HW, G, 1e-5f);
+	dm_silu_forward(s1, n1, N);
+	dm_groupnorm_silu_forward(n2, s2, m2, q2, in, w, b, B, C, HW, G,
+	    1e-5f);
+	CHECK(memcmp(n1, n2, N * sizeof *n1) == 0);
+	CHECK(memcmp(s1, s2, N * sizeof *s1) == 0);
+	CHECK(memcmp(m1, m2, NG * sizeof *m1) == 0);
+	CHECK(memcmp(q1, q2, NG * sizeof *q1) == 0);
+	memset(s2, 0, N * sizeof *s2);
+	dm_groupnorm_silu_forward(NULL, s2, m2, q2, in, w, b, B, C, HW, G,
+	    1e-5f);
+	CHECK(memcmp(s1, s2, N * sizeof *s1) == 0);
+	memcpy(s2, in, N * sizeof *s2);
+	dm_groupnorm_silu_forward(NULL, s2, m2, q2, s2, w, b, B, C, HW, G,
+	    1e-5f);
+	CHECK(memcmp(s1, s2, N * sizeof *s1) == 0);
+
+	dm_silu_backward(gn, r, n1, N);
+	dm_groupnorm_backward(gin1, gw1, gb1, gn, in, w, m1, q1, B, C, HW, G);
+	dm_groupnorm_silu_backward(gin2, gw2, gb2, dnorm, r, n1, in, w, m1, q1,
+	    B, C, HW, G);
+	CHECK(memcmp(dnorm, gn, N * sizeof *gn) == 0);
+	for (size_t i = 0; i < N; i++)
+		if (fabsf(gin1[i] - gin2[i]) > 1e-6f * (1 + fabsf(gin1[i])))
+			bad++;
+	for (int c = 0; c < C; c++)
+		if (fabsf(gw1[c] - gw2[c]) > 1e-6f * (1 + fabsf(gw1[c])) ||
+		    fabsf(gb1[c] - gb2[c]) > 1e-6f * (1 + fabsf(gb1[c])))
+			bad++;
+	CHECK_MSG(bad == 0, "groupnorm+silu B%d C%d HW%d G%d: %d gradients "
+	    "differ", B, C, HW, G, bad);
+	dm_groupnorm_silu_backward(NULL, NULL, NULL, dnorm, r, n1, in, w, m1,
+	    q1, B, C, HW, G);
+
+	free(in); free(w); free(b); free(r); free(n1); free(s1); free(m1);
+	free(q1); free(n2); free(s2); free(m2); free(q2); free(gn);
+	free(gin1); free(gw1); free(gb1); free(gin2); free(gw2); free(gb2);
+	free(dnorm);
+}
+
+DM_TEST(nn_groupnorm_silu)
+{
+	groupnorm_silu_case(1, 6, 5, 3);
+	groupnorm_silu_case(3, 4, 7, 1);
+	groupnorm_silu_case(2, 4, 3, 4);
+	groupnorm_silu_case(4, 64, 256, 8);	/* threaded */
+}
+
 /*
  * Upsampling and concatenation
  */
