@@ -46,8 +46,8 @@ endif
 
 # sampler-steps-gGUIDANCE: the guidance scales with dpm++2m, and the
 # samplers side by side at guidance 2
-SETTINGS ?= dpm++2m-20-g1 dpm++2m-20-g2 dpm++2m-20-g4 euler-40-g2 heun-20-g2 \
-    ddpm-100-g2
+SETTINGS ?= dpm++2m-20-g1 dpm++2m-20-g2 dpm++2m-20-g4 euler-20-g2 heun-10-g2 \
+    ddpm-50-g2
 
 C := -q --threads $(THREADS) --seed $(SEED)
 E := -q --threads $(THREADS)
