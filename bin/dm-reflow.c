@@ -512,7 +512,7 @@ report(const struct opts *o, const char *name, struct dm_model *m,
 			double div;
 			int rc;
 			dm_ot_opts_defaults(&oo);
-			oo.tol = 1e-3;	/* dm-sinkhorn --divergence's default */
+			oo.tol = 1e-2;	/* dm-reflow(1): "div@k" */
 			rc = dm_ot_divergence(x, o->eval_n, H->x, H->n, (int)d,
 			    &oo, &div);
 			if (rc == -1)
