@@ -14,7 +14,7 @@
 #   summary.tsv/.md    divergence at 8 steps per sampler and the adaptive
 #                      solver at rtol 1e-3 (with its NFE), per set and
 #                      objective
-# About 8 minutes on two cores at the defaults.
+# About 11 minutes on two otherwise idle cores at the defaults.
 #
 # Settings (make VAR=value): OUT, BUILD, SETS, STEPS (training steps,
 # default 2000), N (samples and held-out points, default 2000), THREADS,
