@@ -9,6 +9,7 @@
 
 #include "dm.h"
 #include "dm_ot.h"
+#include "ot_ref.h"
 #include "test.h"
 
 static float *
@@ -20,45 +21,6 @@ points(int64_t n, int d, uint64_t seed, float shift)
 	for (int64_t i = 0; i < n * d; i += d)
 		x[i] += shift;
 	return x;
-}
-
-static double
-cost_ij(const float *x, const float *y, int d, int p, int64_t i, int64_t j)
-{
-	double s = 0;
-
-	for (int k = 0; k < d; k++) {
-		double t = (double)x[i * d + k] - y[j * d + k];
-		s += t * t;
-	}
-	return p == 2 ? s : sqrt(s);
-}
-
-/* min over permutations of mean_i C(i, perm i), by Heap's algorithm. */
-static double
-brute_force(const float *x, const float *y, int n, int d, int p)
-{
-	int perm[8], c[8] = {0}, k = 1;
-	double best = INFINITY;
-
-	for (int i = 0; i < n; i++)
-		perm[i] = i;
-	for (;;) {
-		double s = 0;
-		for (int i = 0; i < n; i++)
-			s += cost_ij(x, y, d, p, i, perm[i]);
-		best = s / n < best ? s / n : best;
-		while (k < n && c[k] >= k)
-			c[k++] = 0;
-		if (k >= n)
-			break;
-		int j = k % 2 ? c[k] : 0, t = perm[j];
-		perm[j] = perm[k];
-		perm[k] = t;
-		c[k]++;
-		k = 1;
-	}
-	return best;
 }
 
 DM_TEST(ot_sinkhorn_approaches_exact_small)
@@ -74,9 +36,9 @@ DM_TEST(ot_sinkhorn_approaches_exact_small)
 			o.eps_rel = 1e-3;
 			o.tol = 1e-5;
 			o.max_iter = 100000;
-			double ex = brute_force(x, y, n, 2, p), cmax = 0;
+			double ex = ot_brute_force(x, y, n, 2, p), cmax = 0;
 			for (int i = 0; i < n * n; i++)
-				cmax = fmax(cmax, cost_ij(x, y, 2, p, i / n,
+				cmax = fmax(cmax, ot_cost(x, y, 2, p, i / n,
 				    i % n));
 			CHECK_EQ_INT(dm_ot_sinkhorn(x, NULL, n, y, NULL, n, 2,
 			    &o, &r, NULL, NULL), 0);
@@ -191,7 +153,7 @@ DM_TEST(ot_plan_marginals_and_map)
 		double s = 0;
 		for (int64_t j = 0; j < m; j++) {
 			s += P[i * m + j];
-			cost += P[i * m + j] * cost_ij(x, y, 3, 2, i, j);
+			cost += P[i * m + j] * ot_cost(x, y, 3, 2, i, j);
 		}
 		err += fabs(s - a[i]);
 		tot += s;
@@ -305,7 +267,7 @@ DM_TEST(ot_stable_at_small_epsilon)
 
 	for (int64_t i = 0; i < n; i += 7)
 		for (int64_t j = 0; j < n; j += 7)
-			mean += cost_ij(x, y, 2, 2, i, j);
+			mean += ot_cost(x, y, 2, 2, i, j);
 	mean /= (double)((n + 6) / 7) * ((n + 6) / 7);
 	dm_ot_opts_defaults(&o);
 	o.eps = 1e-3 * mean;

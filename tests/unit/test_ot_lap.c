@@ -6,43 +6,8 @@
 
 #include "dm.h"
 #include "dm_ot.h"
+#include "ot_ref.h"
 #include "test.h"
-
-static double
-cost_ij(const float *x, const float *y, int i, int j, int d, int p)
-{
-	double s = 0;
-
-	for (int k = 0; k < d; k++) {
-		double e = (double)x[i * d + k] - y[j * d + k];
-		s += e * e;
-	}
-	return p == 2 ? s : sqrt(s);
-}
-
-/* The least total cost over all permutations of s[k..n) (s[0..k) fixed,
- * their cost acc), by recursion. */
-static double
-brute(const float *x, const float *y, int n, int d, int p, int *s, int k,
-    double acc)
-{
-	double best = INFINITY;
-
-	if (k == n)
-		return acc;
-	for (int m = k; m < n; m++) {
-		int t = s[k];
-		s[k] = s[m];
-		s[m] = t;
-		double c = brute(x, y, n, d, p, s, k + 1,
-		    acc + cost_ij(x, y, k, s[k], d, p));
-		if (c < best)
-			best = c;
-		s[m] = s[k];
-		s[k] = t;
-	}
-	return best;
-}
 
 /* perm is a permutation of 0..n-1 and cost its mean cost. */
 static int
@@ -59,7 +24,7 @@ check_perm(const float *x, const float *y, int n, int d, int p,
 			break;
 		}
 		seen[perm[i]] = 1;
-		sum += cost_ij(x, y, i, (int)perm[i], d, p);
+		sum += ot_cost(x, y, d, p, i, (int)perm[i]);
 	}
 	free(seen);
 	CHECK_MSG(ok, "perm is not a permutation of 0..%d", n - 1);
@@ -76,7 +41,6 @@ DM_TEST(ot_assign_matches_brute_force)
 	static const int dims[4] = {1, 2, 3, 12};
 	float x[8 * 12], y[8 * 12];
 	int64_t perm[8];
-	int s[8];
 
 	for (int trial = 0; trial < 384; trial++) {
 		int n = 1 + trial % 8, d = dims[trial / 8 % 4];
@@ -91,9 +55,7 @@ DM_TEST(ot_assign_matches_brute_force)
 				y[k] = roundf(y[k]);
 			}
 		CHECK_OK(dm_ot_assign(x, y, n, d, p, perm, &cost));
-		for (int i = 0; i < n; i++)
-			s[i] = i;
-		best = brute(x, y, n, d, p, s, 0, 0) / n;
+		best = ot_brute_force(x, y, n, d, p);
 		if (!check_perm(x, y, n, d, p, perm, cost))
 			return;
 		CHECK_MSG(fabs(cost - best) <= 1e-12 * (1 + best),
@@ -130,7 +92,7 @@ DM_TEST(ot_assign_1d_sorted)
 	for (int p = 1; p <= 2; p++) {
 		double cost, sorted = 0;
 		for (int k = 0; k < N; k++)
-			sorted += cost_ij(xs, ys, k, k, 1, p);
+			sorted += ot_cost(xs, ys, 1, p, k, k);
 		sorted /= N;
 		CHECK_OK(dm_ot_assign(x, y, N, 1, p, perm, &cost));
 		check_perm(x, y, N, 1, p, perm, cost);
@@ -220,10 +182,10 @@ DM_TEST(ot_assign_no_improving_swap)
 		for (int i = 0; i < N; i++)
 			for (int k = i + 1; k < N; k++) {
 				int a = (int)perm[i], b = (int)perm[k];
-				double gain = cost_ij(x, y, i, a, D, p) +
-				    cost_ij(x, y, k, b, D, p) -
-				    cost_ij(x, y, i, b, D, p) -
-				    cost_ij(x, y, k, a, D, p);
+				double gain = ot_cost(x, y, D, p, i, a) +
+				    ot_cost(x, y, D, p, k, b) -
+				    ot_cost(x, y, D, p, i, b) -
+				    ot_cost(x, y, D, p, k, a);
 				if (gain > worst)
 					worst = gain;
 			}
