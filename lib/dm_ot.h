@@ -30,6 +30,10 @@ struct dm_ot_opts {
 	                       (default 1e-6) */
 	int64_t max_iter;   /* iterations over all stages (default 10000) */
 	int threads;        /* 0 = default (DM_THREADS / all cores) */
+	int full_precision; /* 1: every pass in double; 0 (default): passes
+	                       of the squared cost in single precision while
+	                       the marginal error is far above what single
+	                       precision resolves */
 };
 
 struct dm_ot_result {
