@@ -11,7 +11,10 @@ whole process, reading the two .npy files included.  Stopping: POT
 ot.sinkhorn(stopThr=1e-9) stops when the L2 norm of the column marginal's
 error is below 1e-9 (checked every 10 iterations); dm-sinkhorn --tol 1e-9
 when the L1 norm of both marginals' errors is, which is the stricter test
-(L1 >= L2).  Peak memory of dm-sinkhorn: max RSS of the process.  On a
+(L1 >= L2).  Peak memory of dm-sinkhorn: max RSS of the process, read by
+GNU time (/usr/bin/time) when it is there: a child of this process would
+count this process's own memory (the RSS of a forked process before its
+exec stays in its maximum).  On a
 machine that other jobs load, a line of CPU seconds follows each row
 (least of the repeats; dm-sinkhorn's over all its threads, so the ratio
 understates its advantage in wall time on idle cores).
@@ -82,8 +85,20 @@ def dm_run(xf, yf, reg, tol="1e-9"):
         head, row = p.stdout.strip().split("\n")
         return dict(zip(head.split("\t"), row.split("\t")))
     t, r = best(one, "dm")
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return t, r, rss
+    return t, r
+
+
+def dm_peak_rss(xf, yf, reg):
+    """Peak RSS of one dm-sinkhorn run in MiB, or None without GNU time."""
+    if not os.access("/usr/bin/time", os.X_OK):
+        return None
+    out = os.path.join(os.path.dirname(xf), "rss.txt")
+    cmd = ["/usr/bin/time", "-f", "%M", "-o", out, DM, "--eps-rel", repr(reg),
+           "--tol", "1e-9", "--max-iter", "1000000", xf, yf]
+    if subprocess.run(cmd, capture_output=True).returncode not in (0, 3):
+        return None
+    with open(out) as f:
+        return int(f.read().split()[-1]) / 1024
 
 
 def pot_cost(x, y):
@@ -121,7 +136,7 @@ def main():
                     a, a, M, reg, method="sinkhorn_log", stopThr=1e-9,
                     numItermax=10**6), "log")
                 tl += tm
-            td, r, _ = dm_run(xf, yf, reg)
+            td, r = dm_run(xf, yf, reg)
             cpu = "cpu s: POT sinkhorn+M %.3f, dm-sinkhorn %.3f (%.1fx)" % (
                 CPU["sk"] + CPU["M"], CPU["dm"],
                 (CPU["sk"] + CPU["M"]) / CPU["dm"])
@@ -139,7 +154,7 @@ def main():
     xf, yf = os.path.join(w, "x1000.npy"), os.path.join(w, "y1000.npy")
     np.save(xf, x)
     np.save(yf, y)
-    td, r, _ = dm_run(xf, yf, 1e-4, tol="1e-5")
+    td, r = dm_run(xf, yf, 1e-4, tol="1e-5")
     print("1000\t1e-4\tdm-sinkhorn --tol 1e-5: %.3f s, %s iterations, cost %s,"
           " converged %s" % (td, r["iterations"], r["cost"], r["converged"]))
     if BIG > 0:
@@ -147,11 +162,14 @@ def main():
         xf, yf = os.path.join(w, "xb.npy"), os.path.join(w, "yb.npy")
         np.save(xf, x)
         np.save(yf, y)
-        td, r, rss = dm_run(xf, yf, 0.01)
+        td, r = dm_run(xf, yf, 0.01)
+        rss = dm_peak_rss(xf, yf, 0.01)
         print("%d\t0.01\tdm-sinkhorn: %.3f s, %s iterations, cost %s, "
-              "converged %s, peak RSS %.0f MiB (an n x n matrix of doubles "
+              "converged %s, peak RSS %s (an n x n matrix of doubles "
               "would be %.0f MiB)" % (BIG, td, r["iterations"], r["cost"],
-                                      r["converged"], rss,
+                                      r["converged"], "not measured (no "
+                                      "/usr/bin/time)" if rss is None else
+                                      "%.0f MiB" % rss,
                                       BIG * BIG * 8 / 2**20))
     subprocess.run(["rm", "-rf", w])
 
