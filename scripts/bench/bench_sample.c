@@ -9,8 +9,10 @@
  *   sample  N x S euler    wall s, GFLOP/s, fraction of the sgemm bound,
  *                          and the time split sampler vs model forward
  *   sgemm   the rates the bound is taken from
- * The sgemm-bound time is the model's matmul FLOPs (2 x rows x weights of
- * every linear layer, per evaluation) at the best sgemm rate measured
+ * The sgemm-bound time is the model's matmul FLOPs per evaluation (2 x
+ * rows x weights of every linear layer on the data path; the time path,
+ * time_embed.* and the blocks' emb layers, is computed once per batch
+ * when the rows share t, as a sampler's do) at the best sgemm rate measured
  * (a 1024^2 square and the model's own N x 256 x 256 layer shape).  Rerun
  * on an idle machine for figures that mean anything. */
 #include <cblas.h>
@@ -65,7 +67,8 @@ den(void *p, float *x0, float *eps, const float *x, const double *t, int B,
 	return r;
 }
 
-/* Matmul FLOPs of one evaluation of one row. */
+/* Matmul FLOPs of one evaluation of one row of a batch whose rows share
+ * t: the time path (time_embed.*, blocks.*.emb.*) is once per batch. */
 static double
 model_flops(const struct dm_model *m)
 {
@@ -75,7 +78,9 @@ model_flops(const struct dm_model *m)
 		const struct dm_param *p = &m->param[i];
 		size_t n = strlen(p->name);
 		if (p->ndim == 2 && n > 7 && strcmp(p->name + n - 7, ".weight") == 0 &&
-		    strncmp(p->name, "class_embed", 11) != 0)
+		    strncmp(p->name, "class_embed", 11) != 0 &&
+		    strncmp(p->name, "time_embed.", 11) != 0 &&
+		    strstr(p->name, ".emb.") == NULL)
 			f += 2.0 * (double)p->numel;
 	}
 	return f;
