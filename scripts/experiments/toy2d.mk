@@ -72,7 +72,7 @@ $(foreach s,$(SETS),$(foreach o,$(OBJS),$(eval $(call model_rule,$(s),$(o)))))
 
 # One model's runs: "set obj sampler steps nfe divergence" rows.
 # div SAMPLES: the divergence column of dm-sinkhorn's table, at a marginal
-# tolerance of 1e-2 (within about 2 % of its converged value, ten times
+# tolerance of 1e-2 (within about 2 % of its converged value, two to three times
 # faster than the default 1e-3)
 div = dm-sinkhorn --divergence --tol 1e-2 $(1) $(OUT)/$(call model_set,$*)-heldout.st | \
     awk -F '\t' 'NR == 1 { for (i = 1; i <= NF; i++) if ($$i == "divergence") c = i } NR == 2 { print $$c }'
