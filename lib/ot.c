@@ -134,7 +134,7 @@ vexpf(v16f x)
 }
 
 /* One prepared cloud: coordinates centred (on the mean of both clouds),
- * transposed and padded to a multiple of VL points. */
+ * transposed and padded to a multiple of FL points. */
 struct side {
 	int64_t n, np;
 	double *c;            /* [d][np] centred coordinates */
