@@ -314,16 +314,10 @@ static void
 cost_row(const struct prob *P, const struct side *A, int64_t i,
     const struct side *B, double *c)
 {
-	for (int64_t j = 0; j < B->np; j++)
-		c[j] = 0;
-	for (int k = 0; k < P->d; k++) {
-		const double a = A->c[k * A->np + i], *b = B->c + k * B->np;
-		for (int64_t j = 0; j < B->np; j++)
-			c[j] += (a - b[j]) * (a - b[j]);
+	for (int64_t j = 0; j < B->np; j += VL) {
+		v8d q = dist8(P->d, P->p, A->c + i, A->np, B->c, B->np, j);
+		memcpy(c + j, &q, sizeof q);
 	}
-	if (P->p == 1)
-		for (int64_t j = 0; j < B->np; j++)
-			c[j] = sqrt(c[j]);
 }
 
 /* The slow, safe row: log sum_j exp(ah_i + bh_j - C_ij/eps) with the
