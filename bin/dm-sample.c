@@ -220,6 +220,18 @@ denoise(void *ctx, float *x0, float *eps, const float *x, const double *t,
 	return 0;
 }
 
+/* The samplers' hint of the times to come, passed to every expert. */
+static int
+prepare(void *ctx, const double *t, int n)
+{
+	struct guide *g = ctx;
+
+	for (int k = 0; k < g->nex; k++)
+		if (dm_model_prepare(g->ex[k].m, t, n) == -1)
+			return -1;
+	return 0;
+}
+
 /* The trajectory: x at every grid point, rows placed by their run index. */
 struct traj {
 	float *x;            /* (K + 1, N, d) */
@@ -680,7 +692,7 @@ main(int argc, char **argv)
 		a.so.on_step_ctx = &tr;
 	}
 
-	struct dm_denoiser D = {denoise, &g, g.d, g.sched};
+	struct dm_denoiser D = {denoise, &g, g.d, g.sched, prepare};
 	struct dm_progress prog;
 	double t0 = dm_now();
 	dm_progress_start(&prog, "sample", N, a.com.quiet);

@@ -130,6 +130,17 @@ int dm_model_load(struct dm_model **out, const char *path);
 int dm_model_save(const struct dm_model *m, const float *weights,
     const char *path);
 
+/* A hint before evaluations at the n times t (as dm_model_denoise takes
+ * them): a network may compute what depends on t alone for all of them
+ * at once (the mlp's time path, for batches of up to 4 rows without
+ * classes: 256 times at most), replacing what an earlier hint computed.
+ * The hint holds until the next one (n = 0: none) or a training forward;
+ * the weights must not change meanwhile.  With the hint the results
+ * agree with those without it to float rounding (the products are summed
+ * in another order); they do not depend on the number of threads either
+ * way.  0, or -1 with reason. */
+int dm_model_prepare(struct dm_model *m, const double *t, int n);
+
 /* (x0_hat, eps_hat) at time t for a batch, whatever the prediction kind
  * (t is clamped to the schedule's [t_min, t_max]); the samplers' entry. */
 int dm_model_denoise(struct dm_model *m, float *x0, float *eps, const float *x,

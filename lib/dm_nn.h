@@ -87,6 +87,9 @@ void dm_concat_backward(float *da, float *db, const float *dout, int B, int Ca,
  * "flip_sin_to_cos" order); scale is 1000 for t in [0, 1]. */
 void dm_timestep_embedding(float *out, const float *t, int B, int dim,
     float scale);
+/* The same as columns: embedding b in column b of outT (dim, ld). */
+void dm_timestep_embedding_cols(float *outT, size_t ld, const float *t,
+    int B, int dim, float scale);
 
 /* Embedding lookup: y (B) indices in [0, K), table (K, dim) -> out (B, dim).
  * Class conditioning uses K = classes + 1, index `classes` being the null

@@ -25,6 +25,9 @@ struct dm_denoiser {
 	void *ctx;
 	size_t d;                      /* elements per sample */
 	const struct dm_schedule *sched;
+	/* optional: the times of the next evaluations (dm_model_prepare);
+	 * dm_sample_run ends with n = 0 */
+	int (*prepare)(void *ctx, const double *t, int n);
 };
 
 enum dm_sampler {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "dm_base.h"
+#include "dm_cli.h"
 #include "dm_nn.h"
 #include "model_impl.h"
 #include "nn_internal.h"
@@ -45,12 +46,24 @@ struct mlp_block {
 	uint8_t *mask;
 };
 
+/* The time path's result for given t, as dm_mlp_prepare computed it:
+ * per entry the depth blocks' emb(SiLU(e)) with their biases. */
+struct mlp_tcache {
+	int cap, n, hint;
+	float *key;              /* [cap] */
+	float *val;              /* [cap][depth][W] */
+	float *work;             /* [T + 4W][cap to 16]: prepare's columns */
+};
+
 struct mlp {
 	struct dm_acts a;        /* first: model.c's view */
 	int d, W, T, K, depth, dout, cond;
 	size_t t0w, t0b, t2w, t2b, cls, inw, inb, onw, onb, ow, ob;
 	struct mlp_block *blk;
 	float *x, *ts, *e0, *e1, *e, *ce, *se, *h0, *on, *omean, *orstd, *os;
+	struct mlp_tcache tc;
+	struct dm_team *team;    /* small batches, see small_forward */
+	float *priv;             /* per helper: LayerNorm rows, mean, rstd */
 };
 
 int
@@ -193,26 +206,31 @@ silu(float x)
 			call;                                             \
 } while (0)
 
-/* One row of h (W): h += bias + hprev (either may be NULL), then
- * ln = LayerNorm(h) with its mean and rstd (two passes in double, as
- * dm_layernorm_forward), s = SiLU(ln). */
-static void
-row_resid_norm_silu(float *restrict h, const float *restrict hprev,
-    const float *restrict bias, float *restrict ln, float *restrict s,
+/* h[lo, hi) += bias + hprev (either may be NULL). */
+static DM_CLONES void
+row_resid(float *restrict h, const float *restrict hprev,
+    const float *restrict bias, int lo, int hi)
+{
+	if (hprev != NULL && bias != NULL) {
+		#pragma omp simd
+		for (int k = lo; k < hi; k++)
+			h[k] += bias[k] + hprev[k];
+	} else if (bias != NULL) {
+		#pragma omp simd
+		for (int k = lo; k < hi; k++)
+			h[k] += bias[k];
+	}
+}
+
+/* One row of h (W): ln = LayerNorm(h) with its mean and rstd (two passes
+ * in double, as dm_layernorm_forward), s = SiLU(ln). */
+static DM_CLONES void
+row_norm_silu(const float *restrict h, float *restrict ln, float *restrict s,
     float *mean, float *rstd, const float *restrict nw,
     const float *restrict nb, int W)
 {
 	double sum = 0, var = 0, m;
 
-	if (hprev != NULL && bias != NULL) {
-		#pragma omp simd
-		for (int k = 0; k < W; k++)
-			h[k] += bias[k] + hprev[k];
-	} else if (bias != NULL) {
-		#pragma omp simd
-		for (int k = 0; k < W; k++)
-			h[k] += bias[k];
-	}
 	#pragma omp simd reduction(+:sum)
 	for (int k = 0; k < W; k++)
 		sum += h[k];
@@ -233,13 +251,24 @@ row_resid_norm_silu(float *restrict h, const float *restrict hprev,
 	}
 }
 
-/* One row of u (W): u += b1 + add, s = SiLU(u). */
+/* One row of h (W): h += bias + hprev, then row_norm_silu. */
 static void
+row_resid_norm_silu(float *restrict h, const float *restrict hprev,
+    const float *restrict bias, float *restrict ln, float *restrict s,
+    float *mean, float *rstd, const float *restrict nw,
+    const float *restrict nb, int W)
+{
+	row_resid(h, hprev, bias, 0, W);
+	row_norm_silu(h, ln, s, mean, rstd, nw, nb, W);
+}
+
+/* u[lo, hi) += b1 + add, s = SiLU(u) there. */
+static DM_CLONES void
 row_bias_silu(float *restrict u, float *restrict s, const float *restrict b1,
-    const float *restrict add, int W)
+    const float *restrict add, int lo, int hi)
 {
 	#pragma omp simd
-	for (int k = 0; k < W; k++) {
+	for (int k = lo; k < hi; k++) {
 		float x = u[k] + (b1[k] + add[k]);
 		u[k] = x;
 		s[k] = silu(x);
@@ -279,6 +308,249 @@ time_embed(struct dm_model *m, const float *t, const int64_t *y, int rows)
 	dm_silu_forward(n->se, n->e, BW);
 }
 
+/* Entry of the time cache holding t, or NULL. */
+static const float *
+tcache_find(struct mlp *n, float t)
+{
+	struct mlp_tcache *c = &n->tc;
+
+	for (int k = 0, i = c->hint; k < c->n; k++, i = i + 1 < c->n ? i + 1 : 0)
+		if (c->key[i] == t) {
+			c->hint = i + 1 < c->n ? i + 1 : 0;
+			return c->val + (size_t)i * n->depth * n->W;
+		}
+	return NULL;
+}
+
+struct prep_job {
+	struct dm_model *m;
+	const float *t;
+	int n;
+};
+
+/* Member me's columns of the cache, each column one t: the time path of
+ * forward with the layers as dm_linear_cols_serial, in the work area of
+ * (T + 4 W) rows of ld floats: ts, e0, e1, e, se, the blocks' outputs
+ * reusing e0 and e1.  The columns are split among the members in units
+ * of 16 (the kernel's lanes); nothing is shared, so no member waits. */
+static void
+prep_cols(void *arg, int me)
+{
+	struct prep_job *j = arg;
+	struct dm_model *m = j->m;
+	struct mlp *n = m->impl;
+	int W = n->W, T = n->T, nm = dm_team_size(n->team);
+	size_t ld = (size_t)(j->n + 15) / 16 * 16;
+	int units = (int)(ld / 16);
+	int c0 = units * me / nm * 16, c1 = units * (me + 1) / nm * 16;
+	float *ts = n->tc.work, *e0 = ts + (size_t)T * ld;
+	float *e1 = e0 + (size_t)W * ld, *e = e1 + (size_t)W * ld;
+	float *se = e + (size_t)W * ld;
+
+	if (c1 <= c0)
+		return;
+	/* the padding columns repeat the last t */
+	for (int c = c0; c < c1; c++)
+		dm_timestep_embedding_cols(ts + c, ld, j->t + (c < j->n ? c :
+		    j->n - 1), 1, T, 1000);
+	dm_linear_cols_serial(e0, ts, ld, c0, c1, DM_P(m, n->t0w),
+	    DM_P(m, n->t0b), T, W);
+	for (int k = 0; k < W; k++)
+		dm_silu_forward(e1 + k * ld + c0, e0 + k * ld + c0,
+		    (size_t)(c1 - c0));
+	dm_linear_cols_serial(e, e1, ld, c0, c1, DM_P(m, n->t2w),
+	    DM_P(m, n->t2b), W, W);
+	for (int k = 0; k < W; k++)
+		dm_silu_forward(se + k * ld + c0, e + k * ld + c0,
+		    (size_t)(c1 - c0));
+	for (int i = 0; i < n->depth; i++) {
+		float *o = i % 2 ? e1 : e0;
+		dm_linear_cols_serial(o, se, ld, c0, c1, DM_P(m, n->blk[i].ew),
+		    DM_P(m, n->blk[i].eb), W, W);
+		int cend = c1 < j->n ? c1 : j->n;
+		for (int c = c0; c < cend; c++) {
+			float *v = n->tc.val + ((size_t)c * n->depth + i) * W;
+			for (int k = 0; k < W; k++)
+				v[k] = o[(size_t)k * ld + c];
+		}
+	}
+}
+
+/* The team for small batches: as many members as threads, at most one
+ * per 64 outputs of a layer.  Kept while the count stays. */
+static struct dm_team *
+team_get(struct mlp *n)
+{
+	int want = dm_threads_get();
+
+	if (want > n->W / 64)
+		want = n->W / 64;
+	if (want < 2)
+		want = 1;
+	if (dm_team_size(n->team) != want) {
+		dm_team_free(n->team);
+		free(n->priv);
+		n->priv = NULL;
+		n->team = want > 1 ? dm_team_new(want) : NULL;
+		if (n->team != NULL) {
+			size_t per = MLP_SERIAL_ROWS * (2 * (size_t)n->W + 2);
+			n->priv = dm_malloc((size_t)(want - 1) * per *
+			    sizeof(float));
+			if (n->priv == NULL) {
+				dm_team_free(n->team);
+				n->team = NULL;
+			}
+		}
+	}
+	return n->team;
+}
+
+int
+dm_mlp_prepare(struct dm_model *m, const float *t, int cnt)
+{
+	struct mlp *n = m->impl;
+	struct mlp_tcache *c = &n->tc;
+
+	c->n = 0;	/* an earlier hint ends here */
+	if (n->cond || n->depth == 0 || cnt < 1)
+		return 0;
+	if (cnt > DM_MLP_PREPARE_MAX)
+		cnt = DM_MLP_PREPARE_MAX;
+	if (cnt > c->cap) {
+		size_t W = (size_t)n->W;
+		float *key = dm_malloc((size_t)cnt * sizeof *key);
+		float *val = dm_malloc((size_t)cnt * n->depth * W * sizeof *val);
+		size_t ld = (size_t)(cnt + 15) / 16 * 16;
+		float *work = dm_malloc(ld * (n->T + 4 * W) *
+		    sizeof *work);
+		if (key == NULL || val == NULL || work == NULL) {
+			free(key);
+			free(val);
+			free(work);
+			return -1;
+		}
+		free(c->key);
+		free(c->val);
+		free(c->work);
+		c->key = key, c->val = val, c->work = work, c->cap = cnt;
+	}
+	memcpy(c->key, t, (size_t)cnt * sizeof *t);
+	c->n = cnt;
+	c->hint = 0;
+	struct prep_job j = {m, t, cnt};
+	dm_team_run(team_get(n), prep_cols, &j);
+	return 0;
+}
+
+/* Batches of at most MLP_SERIAL_ROWS rows at inference: every layer's
+ * outputs are split among the team's members in slices of multiples of
+ * 16 (whole cache lines), so each core reads its slice of the weights
+ * from its own cache; the members meet twice per block.  Each member
+ * computes the LayerNorms of whole rows itself (member 0 into the model's
+ * buffers, which dm_mlp_features reads); the others into n->priv.  The
+ * arithmetic of every output is that of the serial forward. */
+struct small_job {
+	struct dm_model *m;
+	float *out;
+	int B;
+	const float *te;         /* cache entry, or NULL: blk[i].e */
+	size_t astride;          /* between the rows of blk[i].e */
+};
+
+static void
+small_rows(void *arg, int me)
+{
+	struct small_job *j = arg;
+	struct dm_model *m = j->m;
+	struct mlp *n = m->impl;
+	struct dm_team *T = n->team;
+	int W = n->W, B = j->B, nm = dm_team_size(T);
+	int lo = (W / 16 * me / nm) * 16, hi = (W / 16 * (me + 1) / nm) * 16;
+	float *ln = NULL, *s = NULL, *mean = NULL, *rstd = NULL;
+
+	if (me == nm - 1)
+		hi = W;
+	if (me > 0) {
+		size_t per = MLP_SERIAL_ROWS * (2 * (size_t)W + 2);
+		ln = n->priv + (size_t)(me - 1) * per;
+		s = ln + MLP_SERIAL_ROWS * (size_t)W;
+		mean = s + MLP_SERIAL_ROWS * (size_t)W;
+		rstd = mean + MLP_SERIAL_ROWS;
+	}
+	dm_linear_rows_serial(n->h0 + lo, (size_t)W, n->x,
+	    DM_P(m, n->inw) + (size_t)lo * n->d, NULL, B, n->d, hi - lo);
+	for (int r = 0; r < B; r++)
+		row_resid(n->h0 + (size_t)r * W, NULL, DM_P(m, n->inb), lo, hi);
+	dm_team_barrier(T);
+	float *h = n->h0;
+	for (int i = 0; i <= n->depth; i++) {
+		struct mlp_block *b = &n->blk[i < n->depth ? i : 0];
+		const float *nw, *nb;
+		if (i < n->depth)
+			nw = DM_P(m, b->nw), nb = DM_P(m, b->nb);
+		else
+			nw = DM_P(m, n->onw), nb = DM_P(m, n->onb);
+		if (me == 0) {
+			if (i < n->depth)
+				ln = b->ln, s = b->s1, mean = b->mean,
+				    rstd = b->rstd;
+			else
+				ln = n->on, s = n->os, mean = n->omean,
+				    rstd = n->orstd;
+		}
+		for (int r = 0; r < B; r++)
+			row_norm_silu(h + (size_t)r * W, ln + (size_t)r * W,
+			    s + (size_t)r * W, mean + r, rstd + r, nw, nb, W);
+		if (i == n->depth)
+			break;
+		const float *add = j->te ? j->te + (size_t)i * W : b->e;
+		size_t astride = j->te ? 0 : j->astride;
+		dm_linear_rows_serial(b->u + lo, (size_t)W, s,
+		    DM_P(m, b->f1w) + (size_t)lo * W, NULL, B, W, hi - lo);
+		for (int r = 0; r < B; r++)
+			row_bias_silu(b->u + (size_t)r * W, b->s2 + (size_t)r * W,
+			    DM_P(m, b->f1b), add + (size_t)r * astride, lo, hi);
+		dm_team_barrier(T);
+		dm_linear_rows_serial(b->h + lo, (size_t)W, b->s2,
+		    DM_P(m, b->f2w) + (size_t)lo * W, NULL, B, W, hi - lo);
+		for (int r = 0; r < B; r++)
+			row_resid(b->h + (size_t)r * W, h + (size_t)r * W,
+			    DM_P(m, b->f2b), lo, hi);
+		dm_team_barrier(T);
+		h = b->h;
+	}
+	/* the output layer's few outputs, sliced like the others */
+	int olo = (n->dout / 4 * me / nm) * 4, ohi = (n->dout / 4 * (me + 1) /
+	    nm) * 4;
+	if (me == nm - 1)
+		ohi = n->dout;
+	if (ohi > olo)
+		dm_linear_rows_serial(j->out + olo, (size_t)n->dout, s,
+		    DM_P(m, n->ow) + (size_t)olo * W, DM_P(m, n->ob) + olo, B, W,
+		    ohi - olo);
+}
+
+static void
+small_forward(struct dm_model *m, float *out, const float *t,
+    const int64_t *y, int B)
+{
+	struct mlp *n = m->impl;
+	int W = n->W;
+	struct small_job j = {m, out, B, NULL, 0};
+
+	if (!n->cond && same_t(t, B) && n->depth > 0)
+		j.te = tcache_find(n, t[0]);
+	if (j.te == NULL && n->depth > 0) {
+		int rows = !n->cond && same_t(t, B) ? 1 : B;
+		time_embed(m, t, y, rows);
+		for (int i = 0; i < n->depth; i++)
+			linear(n->blk[i].e, n->se, DM_P(m, n->blk[i].ew),
+			    DM_P(m, n->blk[i].eb), rows, W, W);
+		j.astride = rows > 1 ? (size_t)W : 0;
+	}
+	dm_team_run(team_get(n), small_rows, &j);
+}
+
 /*
  * Forward.  Every product but the small ones runs without its bias; the
  * pass after it adds the bias, the residual or the time projection, and
@@ -295,6 +567,12 @@ dm_mlp_forward(struct dm_model *m, float *out, const float *x,
 	size_t BW = (size_t)B * W;
 
 	memcpy(n->x, x, (size_t)B * n->d * sizeof(float));
+	if (train)	/* the weights are about to change: drop the hint */
+		n->tc.n = 0;
+	if (!train && B <= MLP_SERIAL_ROWS) {
+		small_forward(m, out, t, y, B);
+		return 0;
+	}
 	time_embed(m, t, y, one_t ? 1 : B);
 	matmul(n->h0, n->x, DM_P(m, n->inw), B, n->d, W, 0);
 	float *h = n->h0, *hprev = NULL;
@@ -330,7 +608,7 @@ dm_mlp_forward(struct dm_model *m, float *out, const float *x,
 			matmul(b->u, n->se, DM_P(m, b->ew), B, W, W, 1);
 		const float *b1 = DM_P(m, b->f1b);
 		MLP_ROWS(B, W, row_bias_silu(b->u + (size_t)r * W,
-		    b->s2 + (size_t)r * W, b1, add + (size_t)r * astride, W));
+		    b->s2 + (size_t)r * W, b1, add + (size_t)r * astride, 0, W));
 		const float *f2in = b->s2;
 		if (n->a.dropping) {
 			dm_model_dropout(m, b->dr, b->mask, b->s2, BW, i);
@@ -416,6 +694,11 @@ dm_mlp_free(struct dm_model *m)
 
 	if (n == NULL)
 		return;
+	dm_team_free(n->team);
+	free(n->priv);
+	free(n->tc.key);
+	free(n->tc.val);
+	free(n->tc.work);
 	free(n->blk);
 	free(n);
 	m->impl = NULL;

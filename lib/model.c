@@ -1124,6 +1124,25 @@ gmm_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
 }
 
 int
+dm_model_prepare(struct dm_model *m, const double *t, int n)
+{
+	float tf[DM_MLP_PREPARE_MAX];
+	struct dm_sched_point p;
+
+	if (m->cfg.arch != DM_ARCH_MLP)
+		return 0;
+	if (n < 1)
+		return dm_mlp_prepare(m, NULL, 0);
+	if (n > DM_MLP_PREPARE_MAX)
+		n = DM_MLP_PREPARE_MAX;
+	for (int i = 0; i < n; i++) {	/* the times dm_model_denoise uses */
+		dm_schedule_at(&m->sched, dm_schedule_clamp(&m->sched, t[i]), &p);
+		tf[i] = (float)p.t;
+	}
+	return dm_mlp_prepare(m, tf, n);
+}
+
+int
 dm_model_denoise(struct dm_model *m, float *x0, float *eps, const float *x,
     double t, const int64_t *y, int B)
 {

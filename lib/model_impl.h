@@ -76,6 +76,13 @@ int dm_mlp_forward(struct dm_model *m, float *out, const float *x,
     const float *t, const int64_t *y, int B, int train);
 void dm_mlp_backward(struct dm_model *m, float *dx, const float *dout);
 void dm_mlp_free(struct dm_model *m);
+/* Compute the time path for the cnt times t (at most
+ * DM_MLP_PREPARE_MAX, replacing the previous ones; none for cnt 0);
+ * inference forwards at these times on batches of at most 4 rows then
+ * skip it, until the next call or a training forward.  0, or -1 with
+ * reason (out of memory). */
+#define DM_MLP_PREPARE_MAX 256
+int dm_mlp_prepare(struct dm_model *m, const float *t, int cnt);
 /* The input of the last linear layer in the last forward, (B, *dim). */
 const float *dm_mlp_features(const struct dm_model *m, size_t *dim);
 

@@ -254,26 +254,40 @@ dm_concat_backward(float *da, float *db, const float *dout, int B, int Ca,
  * Embeddings
  */
 
+/* One embedding, element i at o[i * stride]. */
+static void
+temb_one(float *o, size_t stride, double st, int dim)
+{
+	int half = dim / 2;
+	const double lg = log(10000.0);
+
+	for (int i = 0; i < half; i++) {
+		double a = st * exp(-lg * i / half);
+		o[(size_t)i * stride] = (float)cos(a);
+		o[(size_t)(half + i) * stride] = (float)sin(a);
+	}
+	if (dim & 1)
+		o[(size_t)(dim - 1) * stride] = 0.0f;	/* odd dim: zero pad */
+}
+
 void
 dm_timestep_embedding(float *out, const float *t, int B, int dim,
     float scale)
 {
 	if (B <= 0 || dim <= 0)
 		return;
-	int half = dim / 2;
-	const double lg = log(10000.0);
+	for (int b = 0; b < B; b++)
+		temb_one(out + (size_t)b * dim, 1, (double)scale * t[b], dim);
+}
 
-	for (int b = 0; b < B; b++) {
-		float *o = out + (size_t)b * dim;
-		double st = (double)scale * t[b];
-		for (int i = 0; i < half; i++) {
-			double a = st * exp(-lg * i / half);
-			o[i] = (float)cos(a);
-			o[half + i] = (float)sin(a);
-		}
-		if (dim & 1)
-			o[dim - 1] = 0.0f;	/* odd dim: zero pad */
-	}
+void
+dm_timestep_embedding_cols(float *outT, size_t ld, const float *t, int B,
+    int dim, float scale)
+{
+	if (B <= 0 || dim <= 0)
+		return;
+	for (int b = 0; b < B; b++)
+		temb_one(outT + b, ld, (double)scale * t[b], dim);
 }
 
 void

@@ -6,6 +6,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A function compiled for three instruction sets, the one for the machine
+ * picked at load time (GCC's target_clones): a build for any x86-64 still
+ * uses the wide vectors of the machine it runs on. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define DM_CLONES __attribute__((target_clones("arch=x86-64-v4", \
+    "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef DM_CLONES
+#define DM_CLONES
+#endif
+
 /* Work below this many elements stays on the calling thread. */
 #define DM_NN_PAR_MIN ((size_t)1 << 15)
 
@@ -28,6 +41,30 @@
  * calling thread without BLAS: for a few rows (nn_serial.c). */
 void dm_linear_forward_serial(float *out, const float *in, const float *w,
     const float *b, int n, int din, int dout);
+/* The same with the rows of out ostride floats apart: a slice of the
+ * outputs of a wider layer (w and b at its first output).  Each output is
+ * computed alike whatever n, the slice or ostride, so a layer split into
+ * slices (at multiples of 4 outputs) equals the whole layer bit for bit. */
+void dm_linear_rows_serial(float *out, size_t ostride, const float *in,
+    const float *w, const float *b, int n, int din, int dout);
+
+/* outT (dout, ld) = w inT + b for the columns [c0, c1) of inT (din, ld),
+ * a column per input row; c0 and c1 multiples of 16 (nn_serial.c). */
+void dm_linear_cols_serial(float *outT, const float *inT, size_t ld, int c0,
+    int c1, const float *w, const float *b, int din, int dout);
+
+/* A team of n threads, the caller and n - 1 helpers, for jobs of a few
+ * microseconds (team.c): dm_team_run calls fn(arg, i) on member i for
+ * every i < n and returns when all are done; inside fn, members meet at
+ * dm_team_barrier.  Helpers spin briefly for the next job, then sleep.
+ * dm_team_new returns NULL when n < 2 or threads cannot start; a NULL
+ * team runs fn(arg, 0) on the caller alone. */
+struct dm_team;
+struct dm_team *dm_team_new(int n);
+void dm_team_free(struct dm_team *T);
+int dm_team_size(const struct dm_team *T);
+void dm_team_run(struct dm_team *T, void (*fn)(void *, int), void *arg);
+void dm_team_barrier(struct dm_team *T);
 
 /*
  * e^x in a form the compiler vectorizes (libm's expf is a call it cannot):

@@ -28,9 +28,16 @@ model_fn(void *ctx, float *x0, float *eps, const float *x, const double *t,
 	return 0;
 }
 
+static int
+model_prepare(void *ctx, const double *t, int n)
+{
+	return dm_model_prepare(ctx, t, n);
+}
+
 void
 dm_model_denoiser(struct dm_denoiser *D, struct dm_model *m)
 {
+	D->prepare = model_prepare;
 	D->fn = model_fn;
 	D->ctx = m;
 	D->d = dm_model_in_size(m);

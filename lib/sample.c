@@ -94,6 +94,9 @@ struct run {
 	int64_t nfe;
 };
 
+/* The stages of rk4 at t + c h. */
+static const double rk4_c[4] = {0, 0.5, 0.5, 1};
+
 static double
 clampt(const struct run *r, double t)
 {
@@ -356,11 +359,12 @@ step_heun(struct run *r, double t, double s, float *x, float *xe, float *k1)
 }
 
 /* Classical fourth-order Runge–Kutta. */
+
 static int
 step_rk4(struct run *r, double t, double s, float *x, float *xe, float *acc)
 {
 	double h = s - t;
-	static const double c[4] = {0, 0.5, 0.5, 1}, w[4] = {1, 2, 2, 1};
+	const double *c = rk4_c, w[4] = {1, 2, 2, 1};
 
 	memcpy(xe, x, r->n * sizeof *x);
 	memset(acc, 0, r->n * sizeof *acc);
@@ -378,19 +382,35 @@ step_rk4(struct run *r, double t, double s, float *x, float *xe, float *acc)
 	return 0;
 }
 
+/* DPM-Solver-2's midpoint in lambda between t and s; 0 when lambda is
+ * infinite at an end (the step is then a DDIM step). */
+static int
+dpm2_mid(const struct run *r, double t, double s, double *tr)
+{
+	struct dm_sched_point pt, ps;
+
+	dm_schedule_at(r->s, t, &pt);
+	dm_schedule_at(r->s, s, &ps);
+	if (!isfinite(pt.lambda) || !isfinite(ps.lambda))
+		return 0;
+	*tr = dm_schedule_t_of_lambda(r->s, pt.lambda + (ps.lambda -
+	    pt.lambda) / 2);
+	return 1;
+}
+
 /* DPM-Solver-2 (singlestep, noise prediction), midpoint in lambda (SPEC
  * §6).  A step touching an end where lambda is infinite is a DDIM step. */
 static int
 step_dpm2(struct run *r, int k, double t, double s, float *x, float *xe)
 {
 	struct dm_sched_point pt, ps, pr;
+	double tr;
 
+	if (!dpm2_mid(r, t, s, &tr))
+		return step_ddim(r, k, t, s, x, 0);
 	dm_schedule_at(r->s, t, &pt);
 	dm_schedule_at(r->s, s, &ps);
-	if (!isfinite(pt.lambda) || !isfinite(ps.lambda))
-		return step_ddim(r, k, t, s, x, 0);
 	double h = ps.lambda - pt.lambda;
-	double tr = dm_schedule_t_of_lambda(r->s, pt.lambda + h / 2);
 	dm_schedule_at(r->s, tr, &pr);
 	if (eval(r, x, t) == -1)
 		return -1;
@@ -500,6 +520,43 @@ step_consistency(struct run *r, int k, double t, double s, float *x)
 
 static int adaptive(struct run *r, float *x);
 
+/* The denoiser's hint (dm_denoiser.prepare): the times the next
+ * PREPARE_STEPS steps evaluate at, computed as the steps compute them:
+ * t of every step, and heun's s (but at s = 0), rk4's t + c h, dpm2's
+ * midpoint in lambda. */
+#define PREPARE_STEPS 63
+static int dpm2_mid(const struct run *r, double t, double s, double *tr);
+
+static int
+prepare(struct run *r, const double *grid, int left)
+{
+	double t[3 * PREPARE_STEPS], tm;
+	int steps = left < PREPARE_STEPS ? left : PREPARE_STEPS, n = 0;
+
+	for (int i = 0; i < steps; i++) {
+		double a = grid[i], b = grid[i + 1], h = b - a;
+		t[n++] = clampt(r, a);
+		switch (r->o->kind) {
+		case DM_SAMPLER_HEUN:
+			if (b > 0 && i + 1 == steps)	/* else the next t */
+				t[n++] = clampt(r, b);
+			break;
+		case DM_SAMPLER_RK4:
+			t[n++] = clampt(r, a + rk4_c[1] * h);
+			if (a + rk4_c[3] * h != b || i + 1 == steps)
+				t[n++] = clampt(r, a + rk4_c[3] * h);
+			break;
+		case DM_SAMPLER_DPM2:
+			if (dpm2_mid(r, a, b, &tm))
+				t[n++] = clampt(r, tm);
+			break;
+		default:
+			break;
+		}
+	}
+	return r->D->prepare(r->D->ctx, t, n);
+}
+
 static int
 check_finite(const float *x, size_t n)
 {
@@ -562,6 +619,9 @@ dm_sample_run(const struct dm_denoiser *D, const struct dm_sampler_opts *o,
 	for (int k = 0, rep = 0; k < N; rep = 0, k++) {
 		double t = grid[k], s = grid[k + 1];
 		int e, kn;
+		if (k % PREPARE_STEPS == 0 && D->prepare != NULL &&
+		    prepare(&r, grid + k, N - k) == -1)
+			goto out;
 again:
 		kn = k * o->resample + rep;	/* noise index of this pass */
 		switch (o->kind) {
@@ -592,6 +652,8 @@ again:
 	}
 	rc = check_finite(x, r.n);
 out:
+	if (D->prepare != NULL && D->prepare(D->ctx, NULL, 0) == -1)
+		rc = -1;
 	if (nfe)
 		*nfe = r.nfe;
 	free(grid);

@@ -189,7 +189,7 @@ sample_guided(struct guided *G, enum dm_sampler kind, int steps, float *x,
 {
 	struct dm_sampler_opts o;
 	struct dm_denoiser D = {guided_fn, G, dm_model_in_size(G->m),
-	    &G->m->sched};
+	    &G->m->sched, NULL};
 	int64_t nfe;
 
 	dm_sampler_opts_defaults(&o);
@@ -347,7 +347,7 @@ DM_TEST(sds_points_end_at_modes)
 
 	mix_init(&g, 3, 2, w, m, sd, NULL);
 	struct dm_model *den = gmm_model(&g, "rf");
-	struct dm_denoiser D = {gmm_den_fn, den, 2, &den->sched};
+	struct dm_denoiser D = {gmm_den_fn, den, 2, &den->sched, NULL};
 	dm_rng_uniform(x, N * 2, 4, 0, 0);
 	for (int i = 0; i < N * 2; i++)
 		x[i] = 8 * x[i] - 4;
@@ -426,7 +426,7 @@ DM_TEST(dynamic_thresholding_closed_form)
 	int64_t nfe;
 
 	CHECK_OK(dm_schedule_from_string(&s, "linear"));
-	struct dm_denoiser D = {fixed_fn, &F, d, &s};
+	struct dm_denoiser D = {fixed_fn, &F, d, &s, NULL};
 	dm_rng_normal(x0, B * d, 8, 0, 0);
 	for (int i = 0; i < d; i++) {
 		x0[i] *= 3;             /* row 0: many values beyond 1 */

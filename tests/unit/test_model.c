@@ -383,6 +383,94 @@ check_eval_matches_train(const struct dm_model_config *c)
 	dm_model_free(m);
 }
 
+/* Inference on at most 4 rows of a wide mlp runs split across a team of
+ * threads: its output is the training forward's bit for bit on 1 and 2
+ * threads, with and without classes.  dm_model_prepare's precomputed
+ * time path (rows as columns) agrees with the time path computed per call
+ * to float rounding, bit for bit across thread counts; a hint for other
+ * times, an empty one and a training forward each bring back the per-call
+ * path. */
+DM_TEST(model_mlp_small_batches)
+{
+	struct dm_model_config c;
+	int64_t shape[1] = {3};
+
+	for (int classes = 0; classes <= 2; classes += 2) {
+		dm_model_config_defaults(&c, DM_ARCH_MLP, 1, shape);
+		c.width = 256;
+		c.depth = 2;
+		c.classes = classes;
+		struct dm_model *m = dm_model_new(&c, 9);
+		CHECK(m != NULL);
+		if (m == NULL)
+			return;
+		float *noise = malloc(m->nparams * sizeof *noise);
+		fill_normal(noise, m->nparams, 6, 0.05f);
+		for (size_t i = 0; i < m->nparams; i++)
+			m->params[i] += noise[i];
+		float x[12], tf[4], o1[12], o2[12], o3[12];
+		int64_t y[4] = {0, 1, classes, 1};
+		fill_normal(x, 12, 7, 1);
+		for (int same = 0; same < 2; same++) {
+			for (int i = 0; i < 4; i++)
+				tf[i] = same ? 0.37f : 0.2f * (float)i + 0.1f;
+			for (int B = 1; B <= 4; B++) {
+				size_t n = (size_t)B * 3 * sizeof *o1;
+				dm_threads_set(1);
+				CHECK_OK(dm_model_forward(m, o1, x, tf,
+				    classes ? y : NULL, B, 0));
+				dm_threads_set(2);
+				CHECK_OK(dm_model_forward(m, o2, x, tf,
+				    classes ? y : NULL, B, 0));
+				CHECK_OK(dm_model_forward(m, o3, x, tf,
+				    classes ? y : NULL, B, 1));
+				CHECK_MSG(memcmp(o1, o2, n) == 0 &&
+				    memcmp(o1, o3, n) == 0, "classes %d, batch %d: "
+				    "1 thread, 2 threads, training forward differ",
+				    classes, B);
+			}
+		}
+		double tt[3] = {0.9, 0.37, 0.1}, other[2] = {0.5, 0.6};
+		float d1[12], d2[12], d3[12], e[12];
+		double big = 0, dif = 0;
+		CHECK_OK(dm_model_denoise(m, d1, e, x, tt[1], NULL, 4));
+		dm_threads_set(1);
+		CHECK_OK(dm_model_prepare(m, tt, 3));
+		CHECK_OK(dm_model_denoise(m, d3, e, x, tt[1], NULL, 4));
+		dm_threads_set(2);
+		CHECK_OK(dm_model_prepare(m, tt, 3));
+		CHECK_OK(dm_model_denoise(m, d2, e, x, tt[1], NULL, 4));
+		CHECK_MSG(memcmp(d2, d3, sizeof d2) == 0, "classes %d: prepared "
+		    "time path differs between 1 and 2 threads", classes);
+		for (int i = 0; i < 12; i++) {
+			big = fmax(big, fabs(d1[i]));
+			dif = fmax(dif, fabs(d1[i] - d2[i]));
+		}
+		CHECK_MSG(dif <= 1e-5 * (1 + big), "classes %d: prepared and "
+		    "per-call time paths differ by %g", classes, dif);
+		if (classes)	/* nothing to prepare: the same path */
+			CHECK(memcmp(d1, d2, sizeof d1) == 0);
+		CHECK_OK(dm_model_prepare(m, other, 2));
+		CHECK_OK(dm_model_denoise(m, d2, e, x, tt[1], NULL, 4));
+		CHECK(memcmp(d1, d2, sizeof d1) == 0);
+		/* withdrawn by n = 0 and by a training forward */
+		for (int w = 0; w < 2; w++) {
+			CHECK_OK(dm_model_prepare(m, tt, 3));
+			if (w == 0)
+				CHECK_OK(dm_model_prepare(m, NULL, 0));
+			else
+				CHECK_OK(dm_model_forward(m, o1, x, tf,
+				    classes ? y : NULL, 2, 1));
+			CHECK_OK(dm_model_denoise(m, d2, e, x, tt[1], NULL, 4));
+			CHECK_MSG(memcmp(d1, d2, sizeof d1) == 0, "hint not "
+			    "withdrawn (%s)", w ? "training forward" : "n = 0");
+		}
+		dm_threads_set(0);
+		free(noise);
+		dm_model_free(m);
+	}
+}
+
 DM_TEST(model_unet_eval)
 {
 	struct dm_model_config c;

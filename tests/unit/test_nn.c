@@ -127,6 +127,23 @@ DM_TEST(nn_linear)
 /* The serial kernel of a few rows against the triple loop in double, and
  * against the BLAS layer: sizes below, at and above its four-row tile,
  * with and without bias. */
+/* b[0] (if b) + the dot product of w (din) with x (din, stride xs), in
+ * double; *abs the same with magnitudes (the rounding scale). */
+static double
+ref_dot(const float *w, const float *x, size_t xs, int din, const float *b,
+    double *abs)
+{
+	double s = b ? b[0] : 0, a = b ? fabs(b[0]) : 0;
+
+	for (int k = 0; k < din; k++) {
+		double p = (double)w[k] * x[(size_t)k * xs];
+		s += p;
+		a += fabs(p);
+	}
+	*abs = a;
+	return s;
+}
+
 static void
 linear_serial_case(int n, int din, int dout, int bias)
 {
@@ -141,13 +158,8 @@ linear_serial_case(int n, int din, int dout, int bias)
 	dm_linear_forward(o2, in, w, b, n, din, dout);
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < dout; j++) {
-			double s = bias ? b[j] : 0, a = bias ? fabs(b[j]) : 0;
-			for (int k = 0; k < din; k++) {
-				double p = (double)in[(size_t)i * din + k] *
-				    w[(size_t)j * din + k];
-				s += p;
-				a += fabs(p);
-			}
+			double a, s = ref_dot(w + (size_t)j * din, in + (size_t)i *
+			    din, 1, din, bias ? b + j : NULL, &a);
 			size_t o = (size_t)i * dout + j;
 			if (fabs(o1[o] - s) > 1e-6 * (1 + a) ||
 			    fabs(o1[o] - o2[o]) > 1e-6 * (1 + a))
@@ -168,6 +180,118 @@ DM_TEST(nn_linear_serial)
 		linear_serial_case(sz[i][0], sz[i][1], sz[i][2], 1);
 		linear_serial_case(sz[i][0], sz[i][1], sz[i][2], 0);
 	}
+}
+
+/* Every output of the serial kernel is computed alike whatever the
+ * number of rows, the slice of outputs or the row stride: a layer split
+ * into slices at multiples of 4 outputs, one row at a time, equals the
+ * whole layer on all rows bit for bit (what the batch-1 forward split
+ * across threads relies on). */
+DM_TEST(nn_linear_serial_slices)
+{
+	static const int sz[][3] = {{5, 256, 64}, {3, 17, 24}, {2, 2, 36}};
+
+	for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++) {
+		int n = sz[c][0], din = sz[c][1], dout = sz[c][2], bad = 0;
+		float *in = randn((size_t)n * din, 21), *w = randn((size_t)dout *
+		    din, 22), *b = randn((size_t)dout, 23);
+		float *o1 = zeros((size_t)n * dout), *o2 = zeros((size_t)n * dout);
+		dm_linear_forward_serial(o1, in, w, b, n, din, dout);
+		for (int i = 0; i < n; i++)
+			for (int lo = 0; lo < dout; lo += 12) {
+				int hi = lo + 12 < dout ? lo + 12 : dout;
+				dm_linear_rows_serial(o2 + (size_t)i * dout + lo,
+				    (size_t)dout, in + (size_t)i * din,
+				    w + (size_t)lo * din, b + lo, 1, din, hi - lo);
+			}
+		bad = memcmp(o1, o2, (size_t)n * dout * sizeof *o1) != 0;
+		CHECK_MSG(!bad, "serial linear %dx%dx%d: slices differ from the "
+		    "whole", n, din, dout);
+		free(in); free(w); free(b); free(o1); free(o2);
+	}
+}
+
+/* The column kernel (rows of the batch as columns) against sums in
+ * double, on column ranges that start past 0 and end short of ld. */
+DM_TEST(nn_linear_cols)
+{
+	static const int sz[][4] = {{64, 64, 256, 1}, {48, 256, 13, 1},
+	    {16, 3, 9, 0}, {80, 100, 8, 1}};
+
+	for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++) {
+		int ld = sz[c][0], din = sz[c][1], dout = sz[c][2], bias = sz[c][3];
+		int c0 = ld > 16 ? 16 : 0, c1 = ld, bad = 0;
+		float *inT = randn((size_t)din * ld, 31);
+		float *w = randn((size_t)dout * din, 32);
+		float *b = bias ? randn((size_t)dout, 33) : NULL;
+		float *out = zeros((size_t)dout * ld);
+		dm_linear_cols_serial(out, inT, (size_t)ld, c0, c1, w, b, din,
+		    dout);
+		for (int j = 0; j < dout; j++)
+			for (int col = 0; col < ld; col++) {
+				float o = out[(size_t)j * ld + col];
+				if (col < c0) {	/* outside the range: untouched */
+					bad += o != 0;
+					continue;
+				}
+				double a, s = ref_dot(w + (size_t)j * din, inT + col,
+				    (size_t)ld, din, b ? b + j : NULL, &a);
+				bad += !(fabs(o - s) <= 1e-6 * (1 + a));
+			}
+		CHECK_MSG(bad == 0, "column linear ld %d, %dx%d: %d outputs "
+		    "wrong", ld, din, dout, bad);
+		free(inT); free(w); free(b); free(out);
+	}
+}
+
+/* The team: every member runs each job once, and a barrier holds every
+ * member until all have arrived (each checks the others' writes of the
+ * round before going on). */
+struct team_probe {
+	struct dm_team *T;
+	int n, rounds;
+	int slot[8];
+	int bad;
+};
+
+static void
+team_job(void *arg, int me)
+{
+	struct team_probe *p = arg;
+
+	for (int r = 1; r <= p->rounds; r++) {
+		__atomic_store_n(&p->slot[me], r, __ATOMIC_RELAXED);
+		dm_team_barrier(p->T);
+		for (int i = 0; i < p->n; i++)
+			if (__atomic_load_n(&p->slot[i], __ATOMIC_RELAXED) < r)
+				__atomic_add_fetch(&p->bad, 1, __ATOMIC_RELAXED);
+		dm_team_barrier(p->T);
+	}
+}
+
+DM_TEST(nn_team)
+{
+	for (int n = 2; n <= 4; n++) {
+		struct team_probe p = {dm_team_new(n), n, 200, {0}, 0};
+		CHECK(p.T != NULL);
+		if (p.T == NULL)
+			continue;
+		CHECK_EQ_INT(dm_team_size(p.T), n);
+		for (int job = 0; job < 50; job++) {
+			memset(p.slot, 0, sizeof p.slot);
+			dm_team_run(p.T, team_job, &p);
+			for (int i = 0; i < n; i++)
+				CHECK_EQ_INT(p.slot[i], p.rounds);
+		}
+		CHECK_EQ_INT(p.bad, 0);
+		dm_team_free(p.T);
+	}
+	/* a NULL team runs the job on the caller as member 0 */
+	struct team_probe q = {NULL, 1, 3, {0}, 0};
+	dm_team_run(NULL, team_job, &q);
+	CHECK_EQ_INT(q.slot[0], 3);
+	CHECK_EQ_INT(q.bad, 0);
+	CHECK(dm_team_new(1) == NULL);
 }
 
 DM_TEST(nn_linear_known)

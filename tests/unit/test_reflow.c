@@ -61,7 +61,7 @@ DM_TEST(reflow_straightness_zero_for_straight_flow)
 	double cost, S;
 
 	CHECK_OK(dm_schedule_from_string(&s, "rf:t_min=0,t_max=1"));
-	struct dm_denoiser D = {shift_fn, NULL, 2, &s};
+	struct dm_denoiser D = {shift_fn, NULL, 2, &s, NULL};
 	dm_sampler_opts_defaults(&o);
 	o.steps = 7;
 	dm_sample_noise(x1, N, 2, 5, 0);

@@ -60,7 +60,7 @@ gden_init_covs(struct gden *G, const char *schedule, const double *C)
 	memcpy(c, C, sizeof C3);
 	CHECK_OK(dm_gmm_init(&G->g, 3, 2, w, m, c));
 	CHECK_OK(dm_schedule_from_string(&G->s, schedule));
-	G->D = (struct dm_denoiser){gmm_fn, G, 2, &G->s};
+	G->D = (struct dm_denoiser){gmm_fn, G, 2, &G->s, NULL};
 }
 
 static void
@@ -282,6 +282,85 @@ DM_TEST(sample_batch_split_invariance)
 	gden_free(&G);
 }
 
+/* The hint of coming times (dm_denoiser.prepare): for every fixed-grid
+ * sampler, each evaluation is at a time of the latest hint, and the hint
+ * holds no time the steps do not use, over several hint chunks; the run
+ * ends by withdrawing it. */
+struct hinted {
+	struct gden *G;
+	double t[512];
+	int n, calls, misses, unused, released;
+	unsigned char used[512];
+};
+
+static int
+hinted_prepare(void *ctx, const double *t, int n)
+{
+	struct hinted *h = ctx;
+
+	for (int i = 0; i < h->n; i++)
+		h->unused += !h->used[i];
+	if (n == 0) {	/* the end of the run */
+		h->released++;
+		h->n = 0;
+		return 0;
+	}
+	CHECK(n >= 1 && n <= 512);
+	h->n = n < 512 ? n : 512;
+	memcpy(h->t, t, (size_t)h->n * sizeof *t);
+	memset(h->used, 0, sizeof h->used);
+	h->calls++;
+	return 0;
+}
+
+static int
+hinted_fn(void *ctx, float *x0, float *eps, const float *x, const double *t,
+    int B, int64_t first)
+{
+	struct hinted *h = ctx;
+	int i = 0;
+
+	while (i < h->n && h->t[i] != t[0])
+		i++;
+	if (i == h->n)
+		h->misses++;
+	else
+		h->used[i] = 1;
+	return gmm_fn(h->G, x0, eps, x, t, B, first);
+}
+
+DM_TEST(sample_prepare_hint)
+{
+	struct gden G;
+	struct hinted h;
+	struct dm_sampler_opts o;
+	float x[4 * 2];
+	int64_t nfe;
+	static const char *sch[] = {"linear", "cosine", "rf", "edm"};
+
+	for (int q = 0; q < 4; q++) {
+		gden_init(&G, sch[q]);
+		struct dm_denoiser D = {hinted_fn, &h, 2, &G.s, hinted_prepare};
+		for (int k = 0; k < DM_SAMPLER_COUNT; k++) {
+			if (k == DM_SAMPLER_ADAPTIVE)
+				continue;
+			memset(&h, 0, sizeof h);
+			h.G = &G;
+			dm_sampler_opts_defaults(&o);
+			o.kind = (enum dm_sampler)k;
+			o.steps = 150;	/* three chunks of hints */
+			dm_sample_noise(x, 4, 2, 3, 0);
+			CHECK_OK(dm_sample_run(&D, &o, x, 4, 0, &nfe));
+			CHECK_MSG(h.calls == 3 && h.misses == 0 && h.unused == 0 &&
+			    h.released == 1, "%s on %s: %d hints, %d evaluations "
+			    "not hinted, %d hinted times unused, %d releases",
+			    dm_sampler_name(o.kind), sch[q], h.calls, h.misses,
+			    h.unused, h.released);
+		}
+		gden_free(&G);
+	}
+}
+
 /* Inpainting a single Gaussian: the free coordinate must follow the
  * conditional N(mu_2 + c12/c11 (x1 - mu_1), c22 - c12^2/c11). */
 DM_TEST(sample_inpainting_gaussian_conditional)
@@ -297,7 +376,7 @@ DM_TEST(sample_inpainting_gaussian_conditional)
 	w[0] = 1; m[0] = 0.5; m[1] = -1; c[0] = 1; c[1] = c[2] = 0.8; c[3] = 1;
 	CHECK_OK(dm_gmm_init(&G.g, 1, 2, w, m, c));
 	CHECK_OK(dm_schedule_from_string(&G.s, "linear"));
-	G.D = (struct dm_denoiser){gmm_fn, &G, 2, &G.s};
+	G.D = (struct dm_denoiser){gmm_fn, &G, 2, &G.s, NULL};
 	for (int i = 0; i < NS; i++) {
 		mask[2 * i] = 1; mask[2 * i + 1] = 0;
 		known[2 * i] = 1.5f; known[2 * i + 1] = 0;
