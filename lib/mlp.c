@@ -23,6 +23,7 @@
  * and 0, the class table N(0, 1), `output` zero. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,9 @@ struct mlp {
 	struct mlp_tcache tc;
 	struct dm_team *team;    /* small batches, see small_forward */
 	float *priv;             /* per helper: LayerNorm rows, mean, rstd */
+	float *tiles;            /* large batches: per thread, see tile_rows */
+	int tiles_n;             /* threads the area holds */
+	float *tproj;            /* [depth][W]: the blocks' time projections */
 };
 
 int
@@ -551,6 +555,136 @@ small_forward(struct dm_model *m, float *out, const float *t,
 	dm_team_run(team_get(n), small_rows, &j);
 }
 
+/* Large batches at inference go through the network MLP_TILE rows at a
+ * time, every tile on one thread from the input to the output with
+ * single-threaded products (OpenBLAS runs on the calling thread inside a
+ * parallel region), so that a tile's activations stay in that core's
+ * cache between the products and the passes between them, and the
+ * threads never wait for each other.  Per thread the area holds the
+ * tile's buffers (tile_floats). */
+#define MLP_TILE 128
+
+static size_t
+tile_floats(const struct mlp *n)
+{
+	return (size_t)MLP_TILE * (n->T + 10 * (size_t)n->W + 2);
+}
+
+struct tile_job {
+	struct dm_model *m;
+	float *out;
+	const float *x, *t;
+	const int64_t *y;
+	int B;
+	const float *te;         /* one t: blk[i].e (with bias), else NULL */
+};
+
+/* Rows [r0, r0 + rows) on the calling thread, in the area ws. */
+static void
+tile_rows(const struct tile_job *j, float *ws, int r0, int rows)
+{
+	struct dm_model *m = j->m;
+	struct mlp *n = m->impl;
+	size_t W = (size_t)n->W, TW = MLP_TILE * W;
+	float *h = ws, *hn = h + TW, *ln = hn + TW, *s = ln + TW, *u = s + TW;
+	float *s2 = u + TW, *se = s2 + TW, *e0 = se + TW, *e1 = e0 + TW;
+	float *e = e1 + TW, *ts = e + TW, *mean = ts + MLP_TILE * (size_t)n->T;
+	float *rstd = mean + MLP_TILE;
+
+	if (j->te == NULL) {	/* the time path of these rows */
+		dm_timestep_embedding(ts, j->t + r0, rows, n->T, 1000);
+		dm_linear_forward(e0, ts, DM_P(m, n->t0w), DM_P(m, n->t0b), rows,
+		    n->T, n->W);
+		for (int r = 0; r < rows; r++)
+			dm_silu_forward(e1 + r * W, e0 + r * W, W);
+		dm_linear_forward(e, e1, DM_P(m, n->t2w), DM_P(m, n->t2b), rows,
+		    n->W, n->W);
+		if (n->cond)
+			for (int r = 0; r < rows; r++) {
+				const float *ce = DM_P(m, n->cls) +
+				    (size_t)j->y[r0 + r] * W;
+				for (size_t k = 0; k < W; k++)
+					e[r * W + k] += ce[k];
+			}
+		for (int r = 0; r < rows; r++)
+			dm_silu_forward(se + r * W, e + r * W, W);
+	}
+	matmul(h, j->x + (size_t)r0 * n->d, DM_P(m, n->inw), rows, n->d, n->W,
+	    0);
+	const float *hprev = NULL, *hbias = DM_P(m, n->inb);
+	for (int i = 0; i <= n->depth; i++) {
+		const struct mlp_block *b = &n->blk[i < n->depth ? i : 0];
+		const float *nw = i < n->depth ? DM_P(m, b->nw) : DM_P(m, n->onw);
+		const float *nb = i < n->depth ? DM_P(m, b->nb) : DM_P(m, n->onb);
+		for (int r = 0; r < rows; r++)
+			row_resid_norm_silu(h + r * W, hprev ? hprev + r * W : NULL,
+			    hbias, ln + r * W, s + r * W, mean + r, rstd + r, nw,
+			    nb, n->W);
+		if (i == n->depth)
+			break;
+		const float *add = j->te ? j->te + i * W : DM_P(m, b->eb);
+		matmul(u, s, DM_P(m, b->f1w), rows, n->W, n->W, 0);
+		if (j->te == NULL)
+			matmul(u, se, DM_P(m, b->ew), rows, n->W, n->W, 1);
+		for (int r = 0; r < rows; r++)
+			row_bias_silu(u + r * W, s2 + r * W, DM_P(m, b->f1b), add, 0,
+			    n->W);
+		matmul(hn, s2, DM_P(m, b->f2w), rows, n->W, n->W, 0);
+		float *tmp = h;
+		hprev = h;
+		h = hn;
+		hn = tmp;
+		hbias = DM_P(m, b->f2b);
+	}
+	dm_linear_forward(j->out + (size_t)r0 * n->dout, s, DM_P(m, n->ow),
+	    DM_P(m, n->ob), rows, n->W, n->dout);
+}
+
+/* 0, or -1 when the tiles' area cannot be had (the caller then takes the
+ * whole-batch path). */
+static int
+tile_forward(struct dm_model *m, float *out, const float *x, const float *t,
+    const int64_t *y, int B, int one_t)
+{
+	struct mlp *n = m->impl;
+	int nt = dm_threads_get(), ntile = (B + MLP_TILE - 1) / MLP_TILE;
+	struct tile_job j = {m, out, x, t, y, B, NULL};
+
+	if (nt > ntile)
+		nt = ntile;
+	if (n->tproj == NULL && (n->tproj = dm_malloc(((size_t)n->depth + 1) *
+	    n->W * sizeof *n->tproj)) == NULL) {
+		dm_clearerr();
+		return -1;
+	}
+	if (n->tiles_n < nt) {
+		float *a = dm_malloc((size_t)nt * tile_floats(n) * sizeof *a);
+		if (a == NULL) {
+			dm_clearerr();
+			return -1;
+		}
+		free(n->tiles);
+		n->tiles = a;
+		n->tiles_n = nt;
+	}
+	if (one_t && n->depth > 0) {
+		/* the blocks' projections of the one time embedding */
+		time_embed(m, t, y, 1);
+		for (int i = 0; i < n->depth; i++)
+			linear(n->tproj + (size_t)i * n->W, n->se,
+			    DM_P(m, n->blk[i].ew), DM_P(m, n->blk[i].eb), 1, n->W,
+			    n->W);
+		j.te = n->tproj;
+	}
+	#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+	for (int k = 0; k < ntile; k++) {
+		int r0 = k * MLP_TILE;
+		tile_rows(&j, n->tiles + (size_t)omp_get_thread_num() *
+		    tile_floats(n), r0, B - r0 < MLP_TILE ? B - r0 : MLP_TILE);
+	}
+	return 0;
+}
+
 /*
  * Forward.  Every product but the small ones runs without its bias; the
  * pass after it adds the bias, the residual or the time projection, and
@@ -573,6 +707,9 @@ dm_mlp_forward(struct dm_model *m, float *out, const float *x,
 		small_forward(m, out, t, y, B);
 		return 0;
 	}
+	if (!train && B >= 2 * MLP_TILE && tile_forward(m, out, x, t, y, B,
+	    !n->cond && same_t(t, B)) == 0)
+		return 0;
 	time_embed(m, t, y, one_t ? 1 : B);
 	matmul(n->h0, n->x, DM_P(m, n->inw), B, n->d, W, 0);
 	float *h = n->h0, *hprev = NULL;
@@ -696,6 +833,8 @@ dm_mlp_free(struct dm_model *m)
 		return;
 	dm_team_free(n->team);
 	free(n->priv);
+	free(n->tiles);
+	free(n->tproj);
 	free(n->tc.key);
 	free(n->tc.val);
 	free(n->tc.work);

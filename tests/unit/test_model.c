@@ -383,6 +383,31 @@ check_eval_matches_train(const struct dm_model_config *c)
 	dm_model_free(m);
 }
 
+/* An mlp on vectors of d, depth 2, its weights moved off their start
+ * (where the output layer is zero) by N(0, 0.05^2); NULL after a failed
+ * check. */
+static struct dm_model *
+mlp_jittered(int64_t d, int width, int classes, uint64_t seed)
+{
+	struct dm_model_config c;
+	struct dm_model *m;
+
+	dm_model_config_defaults(&c, DM_ARCH_MLP, 1, &d);
+	c.width = width;
+	c.depth = 2;
+	c.classes = classes;
+	m = dm_model_new(&c, seed);
+	CHECK(m != NULL);
+	if (m == NULL)
+		return NULL;
+	float *noise = malloc(m->nparams * sizeof *noise);
+	fill_normal(noise, m->nparams, seed + 1, 0.05f);
+	for (size_t i = 0; i < m->nparams; i++)
+		m->params[i] += noise[i];
+	free(noise);
+	return m;
+}
+
 /* Inference on at most 4 rows of a wide mlp runs split across a team of
  * threads: its output is the training forward's bit for bit on 1 and 2
  * threads, with and without classes.  dm_model_prepare's precomputed
@@ -392,22 +417,10 @@ check_eval_matches_train(const struct dm_model_config *c)
  * path. */
 DM_TEST(model_mlp_small_batches)
 {
-	struct dm_model_config c;
-	int64_t shape[1] = {3};
-
 	for (int classes = 0; classes <= 2; classes += 2) {
-		dm_model_config_defaults(&c, DM_ARCH_MLP, 1, shape);
-		c.width = 256;
-		c.depth = 2;
-		c.classes = classes;
-		struct dm_model *m = dm_model_new(&c, 9);
-		CHECK(m != NULL);
+		struct dm_model *m = mlp_jittered(3, 256, classes, 9);
 		if (m == NULL)
 			return;
-		float *noise = malloc(m->nparams * sizeof *noise);
-		fill_normal(noise, m->nparams, 6, 0.05f);
-		for (size_t i = 0; i < m->nparams; i++)
-			m->params[i] += noise[i];
 		float x[12], tf[4], o1[12], o2[12], o3[12];
 		int64_t y[4] = {0, 1, classes, 1};
 		fill_normal(x, 12, 7, 1);
@@ -466,7 +479,49 @@ DM_TEST(model_mlp_small_batches)
 			    "withdrawn (%s)", w ? "training forward" : "n = 0");
 		}
 		dm_threads_set(0);
-		free(noise);
+		dm_model_free(m);
+	}
+}
+
+/* Large batches at inference go through the mlp in tiles, one tile per
+ * thread: the same outputs as the training forward over the whole batch
+ * (to float rounding: the products are other calls), with one t for all
+ * rows or one per row, with and without classes, and a last tile short. */
+DM_TEST(model_mlp_tiles)
+{
+	enum { B = 300 };
+
+	for (int q = 0; q < 4; q++) {
+		int classes = q & 1 ? 3 : 0, one_t = q & 2;
+		struct dm_model *m = mlp_jittered(5, 64, classes, 4);
+		if (m == NULL)
+			return;
+		float *x = malloc(B * 5 * sizeof *x), t[B];
+		float *o1 = malloc(B * 5 * sizeof *o1), *o2 = malloc(B * 5 *
+		    sizeof *o2);
+		int64_t y[B];
+		fill_normal(x, B * 5, 9, 1);
+		for (int i = 0; i < B; i++) {
+			t[i] = one_t ? 0.3f : (float)(i % 17) / 17;
+			y[i] = (i / 7) % (classes + 1);	/* not periodic in a tile */
+		}
+		double big = 0, dif = 0;
+		for (int th = 1; th <= 2; th++) {
+			dm_threads_set(th);
+			CHECK_OK(dm_model_forward(m, o1, x, t, classes ? y : NULL,
+			    B, 0));
+			CHECK_OK(dm_model_forward(m, o2, x, t, classes ? y : NULL,
+			    B, 1));
+			for (int i = 0; i < B * 5; i++) {
+				big = fmax(big, fabs(o2[i]));
+				dif = fmax(dif, fabs(o1[i] - o2[i]));
+			}
+		}
+		dm_threads_set(0);
+		CHECK_MSG(big > 0.1 && dif <= 1e-5 * big, "classes %d, one t %d: "
+		    "tiles and whole batch differ by %g (outputs up to %g)",
+		    classes, one_t != 0, dif, big);
+		free(x); free(o1); free(o2);
 		dm_model_free(m);
 	}
 }
