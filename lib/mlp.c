@@ -579,7 +579,8 @@ struct tile_job {
 	const float *te;         /* one t: blk[i].e (with bias), else NULL */
 };
 
-/* Rows [r0, r0 + rows) on the calling thread, in the area ws. */
+/* Rows [r0, r0 + rows) on the calling thread, in the area ws; the input
+ * of the output layer goes to the model's buffer n->os. */
 static void
 tile_rows(const struct tile_job *j, float *ws, int r0, int rows)
 {
@@ -616,6 +617,8 @@ tile_rows(const struct tile_job *j, float *ws, int r0, int rows)
 		const struct mlp_block *b = &n->blk[i < n->depth ? i : 0];
 		const float *nw = i < n->depth ? DM_P(m, b->nw) : DM_P(m, n->onw);
 		const float *nb = i < n->depth ? DM_P(m, b->nb) : DM_P(m, n->onb);
+		if (i == n->depth)	/* where dm_mlp_features looks */
+			s = n->os + (size_t)r0 * W;
 		for (int r = 0; r < rows; r++)
 			row_resid_norm_silu(h + r * W, hprev ? hprev + r * W : NULL,
 			    hbias, ln + r * W, s + r * W, mean + r, rstd + r, nw,

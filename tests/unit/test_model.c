@@ -486,7 +486,8 @@ DM_TEST(model_mlp_small_batches)
 /* Large batches at inference go through the mlp in tiles, one tile per
  * thread: the same outputs as the training forward over the whole batch
  * (to float rounding: the products are other calls), with one t for all
- * rows or one per row, with and without classes, and a last tile short. */
+ * rows or one per row, with and without classes, and a last tile short;
+ * the same features as batches of 3. */
 DM_TEST(model_mlp_tiles)
 {
 	enum { B = 300 };
@@ -517,10 +518,34 @@ DM_TEST(model_mlp_tiles)
 				dif = fmax(dif, fabs(o1[i] - o2[i]));
 			}
 		}
-		dm_threads_set(0);
 		CHECK_MSG(big > 0.1 && dif <= 1e-5 * big, "classes %d, one t %d: "
 		    "tiles and whole batch differ by %g (outputs up to %g)",
 		    classes, one_t != 0, dif, big);
+		/* the features (the output layer's input) of the tiles, against
+		 * those of batches of 3 */
+		size_t nf = dm_model_feature_size(m);
+		float *f1 = malloc(B * nf * sizeof *f1), *f2 = malloc(B * nf *
+		    sizeof *f2);
+		for (int i = 0; i < B * 5; i++)	/* other values in the buffers */
+			x[i] = -x[i];
+		CHECK_OK(dm_model_forward(m, o1, x, t, classes ? y : NULL, B, 1));
+		for (int i = 0; i < B * 5; i++)
+			x[i] = -x[i];
+		CHECK_OK(dm_model_features(m, f1, o1, x, t, classes ? y : NULL,
+		    B));
+		for (int r = 0; r < B; r += 3)
+			CHECK_OK(dm_model_features(m, f2 + r * nf, o2, x + r * 5,
+			    t + r, classes ? y + r : NULL, 3));
+		big = dif = 0;
+		for (size_t i = 0; i < B * nf; i++) {
+			big = fmax(big, fabs(f2[i]));
+			dif = fmax(dif, fabs(f1[i] - f2[i]));
+		}
+		CHECK_MSG(big > 0.1 && dif <= 1e-5 * big, "classes %d, one t %d: "
+		    "features of tiles and small batches differ by %g", classes,
+		    one_t != 0, dif);
+		dm_threads_set(0);
+		free(f1); free(f2);
 		free(x); free(o1); free(o2);
 		dm_model_free(m);
 	}
