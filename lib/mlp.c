@@ -459,7 +459,40 @@ struct small_job {
 	int B;
 	const float *te;         /* cache entry, or NULL: blk[i].e */
 	size_t astride;          /* between the rows of blk[i].e */
+	int trows;               /* te NULL: rows of the time path */
 };
+
+/* Member me's slice [lo, hi) of the time path of forward's first trows
+ * rows, n->ts (and n->ce) given: e0, e1, e, se, and the blocks'
+ * projections blk[i].e, each layer sliced like the data path's. */
+static void
+small_time(struct dm_model *m, int trows, int lo, int hi)
+{
+	struct mlp *n = m->impl;
+	size_t W = (size_t)n->W;
+
+	dm_linear_rows_serial(n->e0 + lo, W, n->ts, DM_P(m, n->t0w) + (size_t)lo *
+	    n->T, DM_P(m, n->t0b) + lo, trows, n->T, hi - lo);
+	for (int r = 0; r < trows; r++)
+		dm_silu_forward(n->e1 + r * W + lo, n->e0 + r * W + lo,
+		    (size_t)(hi - lo));
+	dm_team_barrier(n->team);
+	dm_linear_rows_serial(n->e + lo, W, n->e1, DM_P(m, n->t2w) + (size_t)lo *
+	    W, DM_P(m, n->t2b) + lo, trows, n->W, hi - lo);
+	for (int r = 0; r < trows; r++) {
+		float *e = n->e + r * W;
+		if (n->cond)
+			for (int k = lo; k < hi; k++)
+				e[k] += n->ce[r * W + k];
+		dm_silu_forward(n->se + r * W + lo, e + lo, (size_t)(hi - lo));
+	}
+	dm_team_barrier(n->team);
+	/* each member reads only its own slice of the projections */
+	for (int i = 0; i < n->depth; i++)
+		dm_linear_rows_serial(n->blk[i].e + lo, W, n->se,
+		    DM_P(m, n->blk[i].ew) + (size_t)lo * W,
+		    DM_P(m, n->blk[i].eb) + lo, trows, n->W, hi - lo);
+}
 
 static void
 small_rows(void *arg, int me)
@@ -481,6 +514,8 @@ small_rows(void *arg, int me)
 		mean = s + MLP_SERIAL_ROWS * (size_t)W;
 		rstd = mean + MLP_SERIAL_ROWS;
 	}
+	if (j->te == NULL && n->depth > 0)
+		small_time(m, j->trows, lo, hi);
 	dm_linear_rows_serial(n->h0 + lo, (size_t)W, n->x,
 	    DM_P(m, n->inw) + (size_t)lo * n->d, NULL, B, n->d, hi - lo);
 	for (int r = 0; r < B; r++)
@@ -539,18 +574,17 @@ small_forward(struct dm_model *m, float *out, const float *t,
     const int64_t *y, int B)
 {
 	struct mlp *n = m->impl;
-	int W = n->W;
-	struct small_job j = {m, out, B, NULL, 0};
+	struct small_job j = {m, out, B, NULL, 0, 0};
 
 	if (!n->cond && same_t(t, B) && n->depth > 0)
 		j.te = tcache_find(n, t[0]);
 	if (j.te == NULL && n->depth > 0) {
-		int rows = !n->cond && same_t(t, B) ? 1 : B;
-		time_embed(m, t, y, rows);
-		for (int i = 0; i < n->depth; i++)
-			linear(n->blk[i].e, n->se, DM_P(m, n->blk[i].ew),
-			    DM_P(m, n->blk[i].eb), rows, W, W);
-		j.astride = rows > 1 ? (size_t)W : 0;
+		j.trows = !n->cond && same_t(t, B) ? 1 : B;
+		dm_timestep_embedding(n->ts, t, j.trows, n->T, 1000);
+		if (n->cond)
+			dm_embedding_forward(n->ce, y, DM_P(m, n->cls), j.trows,
+			    n->W);
+		j.astride = j.trows > 1 ? (size_t)n->W : 0;
 	}
 	dm_team_run(team_get(n), small_rows, &j);
 }
