@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <omp.h>
 
 /* A function compiled for three instruction sets, the one for the machine
  * picked at load time (GCC's target_clones): a build for any x86-64 still
@@ -34,6 +35,29 @@
 		_Pragma("omp simd")                                       \
 		for (size_t i = 0; i < n_; i++)                           \
 			__VA_ARGS__                                       \
+	}                                                                 \
+} while (0)
+
+/* call, with lo and hi in scope, for [lo, hi) = [0, n), or for each
+ * thread's share of it (multiples of 16) when n is large. */
+#define DM_NN_RANGES(n, call) do {                                        \
+	size_t n_ = (n);                                                  \
+	if (n_ >= DM_NN_PAR_MIN) {                                        \
+		_Pragma("omp parallel")                                   \
+		{                                                         \
+			size_t nt_ = (size_t)omp_get_num_threads();       \
+			size_t id_ = (size_t)omp_get_thread_num();        \
+			size_t u_ = (n_ + 15) / 16;                       \
+			size_t lo = u_ * id_ / nt_ * 16;                  \
+			size_t hi = u_ * (id_ + 1) / nt_ * 16;            \
+			if (hi > n_)                                      \
+				hi = n_;                                  \
+			if (lo < hi)                                      \
+				call;                                     \
+		}                                                         \
+	} else {                                                          \
+		size_t lo = 0, hi = n_;                                   \
+		call;                                                     \
 	}                                                                 \
 } while (0)
 

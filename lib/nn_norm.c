@@ -109,6 +109,54 @@ dm_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
 	}
 }
 
+/* One row of the LayerNorm input gradient: d += rs (dx - mean(dx) -
+ * xhat mean(dx xhat)), dx = g w; compiled for the machine's vectors. */
+static DM_CLONES void
+ln_back_row(float *restrict d, const float *restrict g,
+    const float *restrict x, const float *restrict w, float m, float rs,
+    int C)
+{
+	double s1 = 0, s2 = 0;
+
+	#pragma omp simd reduction(+:s1, s2)
+	for (int c = 0; c < C; c++) {
+		float dx = g[c] * (w ? w[c] : 1.0f);
+		s1 += dx;
+		s2 += dx * ((x[c] - m) * rs);
+	}
+	float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
+	#pragma omp simd
+	for (int c = 0; c < C; c++) {
+		float xhat = (x[c] - m) * rs;
+		float dx = g[c] * (w ? w[c] : 1.0f);
+		d[c] += rs * (dx - m1 - xhat * m2);
+	}
+}
+
+/* dw[c0, c1) += sum over rows of g xhat, db the same of g. */
+static DM_CLONES void
+ln_back_params(float *restrict dw, float *restrict db,
+    const float *restrict dout, const float *restrict in,
+    const float *restrict mean, const float *restrict rstd, int n, int C,
+    int c0, int c1)
+{
+	for (int r = 0; r < n; r++) {
+		const float *restrict x = in + (size_t)r * C;
+		const float *restrict g = dout + (size_t)r * C;
+		float m = mean[r], rs = rstd[r];
+		if (dw != NULL) {
+			#pragma omp simd
+			for (int c = c0; c < c1; c++)
+				dw[c] += g[c] * ((x[c] - m) * rs);
+		}
+		if (db != NULL) {
+			#pragma omp simd
+			for (int c = c0; c < c1; c++)
+				db[c] += g[c];
+		}
+	}
+}
+
 void
 dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
     const float *in, const float *w, const float *mean, const float *rstd,
@@ -120,26 +168,9 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 
 	if (din != NULL) {
 		#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
-		for (int r = 0; r < n; r++) {
-			const float *restrict x = in + (size_t)r * C;
-			const float *restrict g = dout + (size_t)r * C;
-			float *restrict d = din + (size_t)r * C;
-			float m = mean[r], rs = rstd[r];
-			double s1 = 0, s2 = 0;
-			#pragma omp simd reduction(+:s1, s2)
-			for (int c = 0; c < C; c++) {
-				float dx = g[c] * (w ? w[c] : 1.0f);
-				s1 += dx;
-				s2 += dx * ((x[c] - m) * rs);
-			}
-			float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
-			#pragma omp simd
-			for (int c = 0; c < C; c++) {
-				float xhat = (x[c] - m) * rs;
-				float dx = g[c] * (w ? w[c] : 1.0f);
-				d[c] += rs * (dx - m1 - xhat * m2);
-			}
-		}
+		for (int r = 0; r < n; r++)
+			ln_back_row(din + (size_t)r * C, dout + (size_t)r * C,
+			    in + (size_t)r * C, w, mean[r], rstd[r], C);
 	}
 	if (dw == NULL && db == NULL)
 		return;
@@ -150,21 +181,7 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 	    if (total >= DM_NN_PAR_MIN && nchunk > 1)
 	for (int k = 0; k < nchunk; k++) {
 		int c0 = k * CHUNK, c1 = c0 + CHUNK < C ? c0 + CHUNK : C;
-		for (int r = 0; r < n; r++) {
-			const float *restrict x = in + (size_t)r * C;
-			const float *restrict g = dout + (size_t)r * C;
-			float m = mean[r], rs = rstd[r];
-			if (dw != NULL) {
-				#pragma omp simd
-				for (int c = c0; c < c1; c++)
-					dw[c] += g[c] * ((x[c] - m) * rs);
-			}
-			if (db != NULL) {
-				#pragma omp simd
-				for (int c = c0; c < c1; c++)
-					db[c] += g[c];
-			}
-		}
+		ln_back_params(dw, db, dout, in, mean, rstd, n, C, c0, c1);
 	}
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "dm_base.h"
+#include "nn_internal.h"
 #include "dm_cli.h"
 #include "dm_rng.h"
 #include "dm_reflow.h"
@@ -252,21 +253,25 @@ dm_ema_update(float *ema, const float *p, size_t n, double decay)
 
 /* The arithmetic of dm_grad_clip, dm_adamw_step and dm_ema_update, in
  * that order, element by element: one pass over five arrays instead of
- * four passes (and the zeroing of the gradient, a fifth). */
-void
-dm_optim_fused(float *p, float *g, float *m, float *v, float *ema, size_t n,
-    const struct dm_optim_step *s)
-{
-	double c1 = 1 - pow(s->beta1, (double)s->t);
-	double c2 = 1 - pow(s->beta2, (double)s->t);
-	float fb1 = (float)s->beta1, fb2 = (float)s->beta2,
-	    f1b1 = (float)(1 - s->beta1), f1b2 = (float)(1 - s->beta2),
-	    ic1 = (float)(1 / c1), ic2 = (float)(1 / c2), flr = (float)s->lr,
-	    fwd = (float)(s->lr * s->wd), feps = (float)s->eps;
-	double k = s->gscale, d = s->ema, d1 = 1 - s->ema;
+ * four passes (and the zeroing of the gradient, a fifth).  The loop is
+ * compiled for the machine's vectors, on each thread's range. */
+struct fused_coef {
+	float fb1, fb2, f1b1, f1b2, ic1, ic2, flr, fwd, feps;
+	double k, d, d1;
+};
 
-	#pragma omp parallel for schedule(static)
-	for (size_t i = 0; i < n; i++) {
+static DM_CLONES void
+fused_range(float *restrict p, float *restrict g, float *restrict m,
+    float *restrict v, float *restrict ema, const struct fused_coef *c,
+    size_t lo, size_t hi)
+{
+	float fb1 = c->fb1, fb2 = c->fb2, f1b1 = c->f1b1, f1b2 = c->f1b2,
+	    ic1 = c->ic1, ic2 = c->ic2, flr = c->flr, fwd = c->fwd,
+	    feps = c->feps;
+	double k = c->k, d = c->d, d1 = c->d1;
+
+	#pragma omp simd
+	for (size_t i = lo; i < hi; i++) {
 		float gi = k != 1 ? (float)(g[i] * k) : g[i];
 		float mi = fb1 * m[i] + f1b1 * gi;
 		float vi = fb2 * v[i] + f1b2 * gi * gi;
@@ -279,6 +284,20 @@ dm_optim_fused(float *p, float *g, float *m, float *v, float *ema, size_t n,
 			ema[i] = (float)(d * ema[i] + d1 * pi);
 		g[i] = 0;
 	}
+}
+
+void
+dm_optim_fused(float *p, float *g, float *m, float *v, float *ema, size_t n,
+    const struct dm_optim_step *s)
+{
+	double c1 = 1 - pow(s->beta1, (double)s->t);
+	double c2 = 1 - pow(s->beta2, (double)s->t);
+	struct fused_coef c = {(float)s->beta1, (float)s->beta2,
+	    (float)(1 - s->beta1), (float)(1 - s->beta2), (float)(1 / c1),
+	    (float)(1 / c2), (float)s->lr, (float)(s->lr * s->wd),
+	    (float)s->eps, s->gscale, s->ema, 1 - s->ema};
+
+	DM_NN_RANGES(n, fused_range(p, g, m, v, ema, &c, lo, hi));
 }
 
 double
