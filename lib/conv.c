@@ -337,49 +337,60 @@ conv_store(float *out, const float *tmp, const float *b, int add, int Cout,
 
 /* Columns [c0, c1) of the column matrix of a chunk (its images side by
  * side, N = Ho Wo columns each) into col (Cin k k, c1 - c0), rows ld
- * apart. */
-static void
+ * apart.  The range is walked in segments of output rows, the same for
+ * every (c, ki, kj) row of col: where a segment starts (image, output
+ * row, column) is found once; each row of col is then copies of input
+ * row pieces and zeros, in loops compiled for the machine's vectors. */
+static DM_CLONES void
 im2col_range(float *col, size_t ld, const float *in, int Cin, int H, int W,
     int k, int s, int Ho, int Wo, size_t c0, size_t c1)
 {
 	size_t N = (size_t)Ho * Wo, HW = (size_t)H * W;
 	int p = k / 2;
+	size_t j0 = c0 / N, n0 = c0 % N;
+	int y0 = (int)(n0 / (size_t)Wo), xs0 = (int)(n0 % (size_t)Wo);
 
 	for (int c = 0; c < Cin; c++)
 	for (int ki = 0; ki < k; ki++)
 	for (int kj = 0; kj < k; kj++) {
-		float *dst = col + ((size_t)(c * k + ki) * k + kj) * ld - c0;
+		float *restrict dst = col + ((size_t)(c * k + ki) * k + kj) * ld -
+		    c0;
 		int off = kj - p, xlo = 0, xhi = Wo;
 		while (xlo < Wo && xlo * s + off < 0)
 			xlo++;
 		while (xhi > xlo && (xhi - 1) * s + off >= W)
 			xhi--;
-		for (size_t i = c0; i < c1;) {
-			size_t j = i / N, n = i % N;
-			int y = (int)(n / (size_t)Wo), x0 = (int)(n % (size_t)Wo);
+		size_t i = c0, j = j0;
+		int y = y0, x0 = xs0;
+		while (i < c1) {
 			int x1 = Wo - x0 < (int)(c1 - i) ? Wo : x0 + (int)(c1 - i);
 			int iy = y * s - p + ki, a = x0 > xlo ? x0 : xlo;
 			int e = x1 < xhi ? x1 : xhi;
-			float *row = dst + i - x0;
+			float *restrict row = dst + i - x0;
 			if (iy < 0 || iy >= H || a >= e) {
 				for (int x = x0; x < x1; x++)
 					row[x] = 0;
-				i += (size_t)(x1 - x0);
-				continue;
+			} else {
+				const float *restrict srow = in + (j * Cin + c) * HW +
+				    (size_t)iy * W + off;
+				for (int x = x0; x < a; x++)
+					row[x] = 0;
+				if (s == 1) {
+					#pragma omp simd
+					for (int x = a; x < e; x++)
+						row[x] = srow[x];
+				} else
+					for (int x = a; x < e; x++)
+						row[x] = srow[2 * x];
+				for (int x = e; x < x1; x++)
+					row[x] = 0;
 			}
-			const float *srow = in + (j * Cin + c) * HW +
-			    (size_t)iy * W;
-			for (int x = x0; x < a; x++)
-				row[x] = 0;
-			if (s == 1)
-				memcpy(row + a, srow + a + off,
-				    (size_t)(e - a) * sizeof *row);
-			else
-				for (int x = a; x < e; x++)
-					row[x] = srow[2 * x + off];
-			for (int x = e; x < x1; x++)
-				row[x] = 0;
 			i += (size_t)(x1 - x0);
+			x0 = 0;
+			if (++y == Ho) {
+				y = 0;
+				j++;
+			}
 		}
 	}
 }
