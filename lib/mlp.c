@@ -68,6 +68,21 @@ struct mlp {
 	float *tiles;            /* large batches: per thread, see tile_rows */
 	int tiles_n;             /* threads the area holds */
 	float *tproj;            /* [depth][W]: the blocks' time projections */
+	struct mlp_part *part;   /* training on large batches: see split_forward */
+	int nparts;              /* parts allocated */
+	int split;               /* parts of the last forward, 0: not split */
+	int is_view;             /* a part's view of its rows */
+};
+
+/* A part of a split training batch: a shallow copy of the model whose
+ * state is a view of the part's rows of the activations (their buffers
+ * laid out from row r0 on), with gradients of its own past part 0. */
+struct mlp_part {
+	struct dm_model m;
+	struct mlp n;
+	struct mlp_block *blk;
+	float *grads;
+	int r0, rows;
 };
 
 int
@@ -722,6 +737,132 @@ tile_forward(struct dm_model *m, float *out, const float *x, const float *t,
 	return 0;
 }
 
+/* Training on large batches is split into parts of at least
+ * MLP_SPLIT_MIN rows, one per thread: each part runs forward and backward
+ * on its rows with single-threaded products and passes, its weight
+ * gradients in a buffer of its own, added up in part order at the end.
+ * The threads meet twice per step instead of at every layer, and each
+ * keeps its rows' activations in its own cache.  The sums over the batch
+ * (the weight gradients) are then in another order than unsplit: equal to
+ * float rounding, and the same for the same thread count.  Not with
+ * dropout (its masks are numbered over the whole batch). */
+#define MLP_SPLIT_MIN 128
+
+static int
+split_parts(const struct dm_model *m, int B)
+{
+	int np = dm_threads_get();
+
+	if (m->cfg.dropout > 0 || B < 2 * MLP_SPLIT_MIN)
+		return 1;
+	if (np > B / MLP_SPLIT_MIN)
+		np = B / MLP_SPLIT_MIN;
+	return np;
+}
+
+/* The np parts' views of B rows; -1 when out of memory (reason cleared:
+ * the caller goes on unsplit). */
+static int
+split_setup(struct dm_model *m, int B, int np)
+{
+	struct mlp *n = m->impl;
+
+	if (n->nparts < np) {
+		struct mlp_part *pt = dm_calloc((size_t)np, sizeof *pt);
+		if (pt == NULL)
+			goto oom;
+		for (int p = 0; p < n->nparts; p++)
+			pt[p] = n->part[p];
+		for (int p = n->nparts; p < np; p++) {
+			pt[p].blk = dm_malloc((size_t)(n->depth ? n->depth : 1) *
+			    sizeof *pt[p].blk);
+			pt[p].grads = p ? dm_malloc(m->nparams * sizeof(float)) :
+			    NULL;
+			if (pt[p].blk == NULL || (p && pt[p].grads == NULL)) {
+				for (int q = n->nparts; q <= p; q++) {
+					free(pt[q].blk);
+					free(pt[q].grads);
+				}
+				free(pt);
+				goto oom;
+			}
+		}
+		free(n->part);
+		n->part = pt;
+		n->nparts = np;
+	}
+	for (int p = 0; p < np; p++) {
+		struct mlp_part *q = &n->part[p];
+		q->r0 = (int)((int64_t)B * p / np);
+		q->rows = (int)((int64_t)B * (p + 1) / np) - q->r0;
+		q->m = *m;
+		q->m.impl = &q->n;
+		q->n = *n;
+		memcpy(q->blk, n->blk, (size_t)n->depth * sizeof *q->blk);
+		q->n.blk = q->blk;
+		q->n.team = NULL, q->n.priv = NULL, q->n.tiles = NULL;
+		q->n.tproj = NULL, q->n.part = NULL, q->n.nparts = 0;
+		memset(&q->n.tc, 0, sizeof q->n.tc);
+		q->n.split = 0;
+		q->n.is_view = 1;
+		q->n.a.used = 0;
+		q->n.a.view_row = q->r0;
+		q->n.a.y = n->a.y + q->r0;
+		q->n.a.B = q->rows;
+		dm_mlp_layout(&q->m);
+	}
+	return 0;
+oom:
+	dm_clearerr();
+	return -1;
+}
+
+static void
+split_forward(struct dm_model *m, float *out, const float *x, const float *t,
+    const int64_t *y, int np)
+{
+	struct mlp *n = m->impl;
+
+	#pragma omp parallel for num_threads(np) schedule(static, 1)
+	for (int p = 0; p < np; p++) {
+		struct mlp_part *q = &n->part[p];
+		dm_mlp_forward(&q->m, out + (size_t)q->r0 * n->dout, x +
+		    (size_t)q->r0 * n->d, t + q->r0, y ? y + q->r0 : NULL,
+		    q->rows, 1);
+	}
+	n->split = np;
+}
+
+static DM_CLONES void
+add_range(float *restrict a, const float *restrict b, size_t lo, size_t hi)
+{
+	#pragma omp simd
+	for (size_t i = lo; i < hi; i++)
+		a[i] += b[i];
+}
+
+static void
+split_backward(struct dm_model *m, float *dx, const float *dout)
+{
+	struct mlp *n = m->impl;
+	int np = n->split;
+
+	#pragma omp parallel for num_threads(np) schedule(static, 1)
+	for (int p = 0; p < np; p++) {
+		struct mlp_part *q = &n->part[p];
+		q->n.a.grad = n->a.grad;
+		q->n.a.trained = 1;
+		q->m.grads = p ? q->grads : m->grads;
+		if (p)
+			memset(q->grads, 0, m->nparams * sizeof(float));
+		dm_mlp_backward(&q->m, dx ? dx + (size_t)q->r0 * n->d : NULL,
+		    dout + (size_t)q->r0 * n->dout);
+	}
+	for (int p = 1; p < np; p++)
+		DM_NN_RANGES(m->nparams, add_range(m->grads, n->part[p].grads,
+		    lo, hi));
+}
+
 /*
  * Forward.  Every product but the small ones runs without its bias; the
  * pass after it adds the bias, the residual or the time projection, and
@@ -737,9 +878,17 @@ dm_mlp_forward(struct dm_model *m, float *out, const float *x,
 	int W = n->W, one_t = !train && !n->cond && B > 1 && same_t(t, B);
 	size_t BW = (size_t)B * W;
 
-	memcpy(n->x, x, (size_t)B * n->d * sizeof(float));
 	if (train)	/* the weights are about to change: drop the hint */
 		n->tc.n = 0;
+	n->split = 0;
+	if (train && !n->is_view) {
+		int np = split_parts(m, B);
+		if (np > 1 && split_setup(m, B, np) == 0) {
+			split_forward(m, out, x, t, y, np);
+			return 0;
+		}
+	}
+	memcpy(n->x, x, (size_t)B * n->d * sizeof(float));
 	if (!train && B <= MLP_SERIAL_ROWS) {
 		small_forward(m, out, t, y, B);
 		return 0;
@@ -807,6 +956,11 @@ dm_mlp_backward(struct dm_model *m, float *dx, const float *dout)
 	size_t BW = (size_t)B * n->W;
 	float *dh;
 
+	if (n->split > 1) {
+		split_backward(m, dx, dout);
+		return;
+	}
+
 	dm_linear_backward(dm_acts_grad(a, n->os), DM_G(m, n->ow),
 	    DM_G(m, n->ob), dout, n->os, DM_P(m, n->ow), B, n->W, n->dout);
 	dm_silu_backward(dm_acts_grad(a, n->on), dm_acts_grad(a, n->os), n->on,
@@ -872,6 +1026,11 @@ dm_mlp_free(struct dm_model *m)
 	free(n->priv);
 	free(n->tiles);
 	free(n->tproj);
+	for (int p = 0; p < n->nparts; p++) {
+		free(n->part[p].blk);
+		free(n->part[p].grads);
+	}
+	free(n->part);
 	free(n->tc.key);
 	free(n->tc.val);
 	free(n->tc.work);

@@ -341,7 +341,8 @@ init_params(struct dm_model *m, const struct dm_pbuild *pb, uint64_t seed)
 float *
 dm_acts_take(struct dm_acts *a, size_t n)
 {
-	float *p = a->act != NULL ? a->act + a->used * (size_t)a->cap : NULL;
+	float *p = a->act != NULL ? a->act + a->used * (size_t)a->cap +
+	    (size_t)a->view_row * n : NULL;
 
 	a->used += n;
 	return p;

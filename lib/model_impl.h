@@ -55,10 +55,12 @@ struct dm_acts {
 	int B;                   /* batch of the last forward */
 	int trained;             /* last forward had train = 1 */
 	int dropping;            /* ... and applied dropout */
+	int view_row;            /* a view of rows from this one on (mlp.c) */
 };
 
 /* Layout pass: with a->act NULL it only counts per_sample; otherwise it
- * returns the buffer of n floats per sample (n * cap floats). */
+ * returns the buffer of n floats per sample (n * cap floats), from row
+ * a->view_row on. */
 float *dm_acts_take(struct dm_acts *a, size_t n);
 static inline float *
 dm_acts_grad(const struct dm_acts *a, const float *p)

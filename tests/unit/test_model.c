@@ -551,6 +551,75 @@ DM_TEST(model_mlp_tiles)
 	}
 }
 
+/* Training forwards and backwards on large batches are split into parts
+ * of rows, one per thread: outputs, input gradients and the weight
+ * gradients (summed over the parts) are those of the unsplit batch to
+ * float rounding, gradients accumulate into what m->grads held, and the
+ * same thread count gives the same bits. */
+DM_TEST(model_mlp_split_training)
+{
+	enum { B = 600 };
+
+	for (int classes = 0; classes <= 3; classes += 3) {
+		struct dm_model *m = mlp_jittered(5, 64, classes, 12);
+		if (m == NULL)
+			return;
+		size_t np = m->nparams;
+		float *x = malloc(B * 5 * sizeof *x), t[B];
+		float *o[3], *dx[3], *g[3], *dout = malloc(B * 5 * sizeof *dout);
+		int64_t y[B];
+		fill_normal(x, B * 5, 13, 1);
+		fill_normal(dout, B * 5, 14, 1);
+		for (int i = 0; i < B; i++) {
+			t[i] = (float)((i * 37) % 101) / 101;
+			y[i] = (int64_t)(((uint32_t)i * 2654435761u) >> 20) %
+			    (classes + 1);	/* no period in the parts */
+		}
+		/* 1 thread (one part), 3 threads (three parts), 3 again */
+		for (int r = 0; r < 3; r++) {
+			o[r] = malloc(B * 5 * sizeof *o[r]);
+			dx[r] = malloc(B * 5 * sizeof *dx[r]);
+			g[r] = malloc(np * sizeof *g[r]);
+			dm_threads_set(r ? 3 : 1);
+			dm_model_zero_grad(m);
+			for (size_t i = 0; i < np; i++)	/* accumulates onto this */
+				m->grads[i] = 0.25f;
+			CHECK_OK(dm_model_forward(m, o[r], x, t, classes ? y : NULL,
+			    B, 1));
+			CHECK_OK(dm_model_backward(m, dx[r], dout));
+			memcpy(g[r], m->grads, np * sizeof *g[r]);
+		}
+		dm_threads_set(0);
+		CHECK(memcmp(o[1], o[2], B * 5 * sizeof(float)) == 0 &&
+		    memcmp(dx[1], dx[2], B * 5 * sizeof(float)) == 0 &&
+		    memcmp(g[1], g[2], np * sizeof(float)) == 0);
+		double eo = 0, ex = 0, eg = 0, mo = 0, mx = 0, mg = 0;
+		for (int i = 0; i < B * 5; i++) {
+			eo = fmax(eo, fabs(o[0][i] - o[1][i]));
+			mo = fmax(mo, fabs(o[0][i]));
+			ex = fmax(ex, fabs(dx[0][i] - dx[1][i]));
+			mx = fmax(mx, fabs(dx[0][i]));
+		}
+		for (size_t i = 0; i < np; i++) {
+			eg = fmax(eg, fabs(g[0][i] - g[1][i]));
+			mg = fmax(mg, fabs(g[0][i] - 0.25f));
+		}
+		CHECK_MSG(mo > 0.1 && mx > 0 && mg > 1, "classes %d: trivial "
+		    "outputs or gradients (%g %g %g)", classes, mo, mx, mg);
+		CHECK_MSG(eo <= 1e-5 * mo && ex <= 1e-5 * mx && eg <= 1e-5 * mg,
+		    "classes %d: split and unsplit differ: outputs %g, dx %g, "
+		    "weight gradients %g (of %g)", classes, eo, ex, eg, mg);
+		for (int r = 0; r < 3; r++) {
+			free(o[r]);
+			free(dx[r]);
+			free(g[r]);
+		}
+		free(x);
+		free(dout);
+		dm_model_free(m);
+	}
+}
+
 DM_TEST(model_unet_eval)
 {
 	struct dm_model_config c;
