@@ -305,26 +305,38 @@ same_t(const float *t, int B)
 	return 1;
 }
 
+/* The time path of `rows` rows into the given buffers: ts (rows, T), e0,
+ * e1, e and the embedding se (rows, W) each; the class rows are added
+ * from the table.  SiLU row by row: this also runs on a tile's thread. */
+static void
+time_path(struct dm_model *m, const float *t, const int64_t *y, int rows,
+    float *ts, float *e0, float *e1, float *e, float *se)
+{
+	struct mlp *n = m->impl;
+	size_t W = (size_t)n->W;
+
+	dm_timestep_embedding(ts, t, rows, n->T, 1000);
+	linear(e0, ts, DM_P(m, n->t0w), DM_P(m, n->t0b), rows, n->T, n->W);
+	for (int r = 0; r < rows; r++)
+		dm_silu_forward(e1 + r * W, e0 + r * W, W);
+	linear(e, e1, DM_P(m, n->t2w), DM_P(m, n->t2b), rows, n->W, n->W);
+	if (n->cond)
+		for (int r = 0; r < rows; r++) {
+			const float *ce = DM_P(m, n->cls) + (size_t)y[r] * W;
+			for (size_t k = 0; k < W; k++)
+				e[r * W + k] += ce[k];
+		}
+	for (int r = 0; r < rows; r++)
+		dm_silu_forward(se + r * W, e + r * W, W);
+}
+
 /* The time embedding se (rows, W) of the first `rows` rows. */
 static void
 time_embed(struct dm_model *m, const float *t, const int64_t *y, int rows)
 {
 	struct mlp *n = m->impl;
-	size_t BW = (size_t)rows * n->W;
 
-	dm_timestep_embedding(n->ts, t, rows, n->T, 1000);
-	linear(n->e0, n->ts, DM_P(m, n->t0w), DM_P(m, n->t0b), rows, n->T,
-	    n->W);
-	dm_silu_forward(n->e1, n->e0, BW);
-	linear(n->e, n->e1, DM_P(m, n->t2w), DM_P(m, n->t2b), rows, n->W,
-	    n->W);
-	if (n->cond) {
-		dm_embedding_forward(n->ce, y, DM_P(m, n->cls), rows,
-		    n->W);
-		for (size_t i = 0; i < BW; i++)
-			n->e[i] += n->ce[i];
-	}
-	dm_silu_forward(n->se, n->e, BW);
+	time_path(m, t, y, rows, n->ts, n->e0, n->e1, n->e, n->se);
 }
 
 /* Entry of the time cache holding t, or NULL. */
@@ -641,24 +653,9 @@ tile_rows(const struct tile_job *j, float *ws, int r0, int rows)
 	float *e = e1 + TW, *ts = e + TW, *mean = ts + MLP_TILE * (size_t)n->T;
 	float *rstd = mean + MLP_TILE;
 
-	if (j->te == NULL) {	/* the time path of these rows */
-		dm_timestep_embedding(ts, j->t + r0, rows, n->T, 1000);
-		dm_linear_forward(e0, ts, DM_P(m, n->t0w), DM_P(m, n->t0b), rows,
-		    n->T, n->W);
-		for (int r = 0; r < rows; r++)
-			dm_silu_forward(e1 + r * W, e0 + r * W, W);
-		dm_linear_forward(e, e1, DM_P(m, n->t2w), DM_P(m, n->t2b), rows,
-		    n->W, n->W);
-		if (n->cond)
-			for (int r = 0; r < rows; r++) {
-				const float *ce = DM_P(m, n->cls) +
-				    (size_t)j->y[r0 + r] * W;
-				for (size_t k = 0; k < W; k++)
-					e[r * W + k] += ce[k];
-			}
-		for (int r = 0; r < rows; r++)
-			dm_silu_forward(se + r * W, e + r * W, W);
-	}
+	if (j->te == NULL)	/* the time path of these rows */
+		time_path(m, j->t + r0, j->y ? j->y + r0 : NULL, rows, ts, e0, e1,
+		    e, se);
 	matmul(h, j->x + (size_t)r0 * n->d, DM_P(m, n->inw), rows, n->d, n->W,
 	    0);
 	const float *hprev = NULL, *hbias = DM_P(m, n->inb);
