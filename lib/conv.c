@@ -111,8 +111,9 @@ dm_conv2d_work_size(int B, int Cin, int H, int W, int Cout, int k, int s)
 	if (dm_mul_size(per, (size_t)conv_chunk(B, per), &total) == -1 ||
 	    dm_add_size(total, nw, &total) == -1)
 		return SIZE_MAX;
-	if (k == 3 && s == 1 && dm_conv3_direct_work(Cin, H, W, Cout) > total)
-		total = dm_conv3_direct_work(Cin, H, W, Cout);
+	if (k == 3 && s == 1 &&
+	    dm_conv3_direct_work(B, Cin, H, W, Cout) > total)
+		total = dm_conv3_direct_work(B, Cin, H, W, Cout);
 	return total;
 }
 
@@ -468,7 +469,7 @@ dm_conv2d_forward(float *out, const float *in, const float *w,
 		conv_forward_direct(out, in, w, b, B, Cin, Cout, N);
 		return;
 	}
-	if (k == 3 && s == 1 && dm_conv3_direct_ok(Cin, H, W, Cout)) {
+	if (k == 3 && s == 1 && dm_conv3_direct_ok()) {
 		dm_conv3_direct_forward(out, in, w, b, 0, B, Cin, H, W, Cout, 0,
 		    work);
 		return;
@@ -552,7 +553,7 @@ dm_conv2d_backward(float *din, float *dw, float *db, const float *dout,
 		conv_backward_direct(din, dw, dout, in, w, B, Cin, Cout, N);
 		return;
 	}
-	if (k == 3 && s == 1 && dm_conv3_direct_ok(Cin, H, W, Cout)) {
+	if (k == 3 && s == 1 && dm_conv3_direct_ok()) {
 		dm_conv3_direct_dw(dw, dout, in, B, Cin, H, W, Cout, work);
 		if (din != NULL)
 			dm_conv3_direct_forward(din, dout, w, NULL, 1, B, Cout,

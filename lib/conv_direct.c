@@ -6,12 +6,15 @@
  * p + (i - 1) W + (j - 1): one unaligned load, whose lanes that fall off
  * the image (left or right edge, first or last row, past the plane) are
  * masked to zero.  The masks, one 16-bit word per vector and tap, are
- * computed once per call.
+ * computed once per call.  Planes of fewer than FLAT_MIN pixels (7x7)
+ * would waste lanes: the images of a chunk are then copied side by side,
+ * [C][image][pixel], and walked as one plane whose masks also stop at the
+ * images' edges.
  *
  *   forward  a tile of CO output channels by PV vectors of pixels keeps
  *            its CO PV sums in registers over all input channels and taps:
- *            per tap PV loads, CO broadcasts of weights, CO PV
- *            multiply-adds
+ *            per tap PV loads, CO broadcasts of weights (read where they
+ *            are), CO PV multiply-adds
  *   din      the same kernel on dout, with the weights transposed and
  *            flipped (din[c] = sum_o w[o, c, 2 - i, 2 - j] * dout[o])
  *   dw       for CW output channels and one input channel, 9 CW sums in
@@ -41,51 +44,69 @@ int dm_conv_direct_off;
 #define PV 4
 /* dw: output channels per task */
 #define CW 3
+/* planes of fewer pixels are laid side by side, images per chunk so that
+ * a chunk has about FLAT_PIXELS */
+#define FLAT_MIN 128
+#define FLAT_PIXELS 4096
+
+/* A flat plane: L pixels, images of HW pixels (rows of W) one after
+ * another; nv vectors; off: where each tap's inputs start relative to
+ * the output pixel; mk[v 10 + t]: lanes of vector v whose input at tap t
+ * is inside its image, mk[v 10 + 9]: lanes that are pixels. */
+struct plane {
+	size_t L, nv;
+	int off[9];
+	uint16_t *mk;
+};
 
 static size_t
-nvec(int H, int W)
+flat_chunk(int B, size_t HW)
 {
-	size_t n = ((size_t)H * W + 15) / 16;
+	size_t nb = HW >= FLAT_MIN ? 1 : FLAT_PIXELS / HW;
 
-	return (n + PV - 1) / PV * PV;
+	if (nb < 1)
+		nb = 1;
+	return nb < (size_t)B ? nb : (size_t)B;
 }
 
-/* Floats of scratch: the packed weights, then the masks (9 tap masks and
- * one store mask per vector, as 16-bit words). */
+/* Floats of scratch: with images side by side, the inputs and outputs of
+ * a chunk in that layout; then the masks (16-bit words). */
 size_t
-dm_conv3_direct_work(int Cin, int H, int W, int Cout)
+dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
 {
-	return (size_t)Cin * Cout * 9 + (nvec(H, W) * 10 + 1) / 2;
+	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
+	size_t n = nb > 1 ? (size_t)(Cin + Cout) * L : 0;
+
+	return n + ((L + 15) / 16 * 10 + 1) / 2;
 }
 
 int
-dm_conv3_direct_ok(int Cin, int H, int W, int Cout)
+dm_conv3_direct_ok(void)
 {
 	static int have = -1;
 
-	(void)Cin;
-	(void)Cout;
 	if (have == -1) {
 		__builtin_cpu_init();
 		have = __builtin_cpu_supports("avx512f") != 0;
 	}
-	/* planes of fewer than 64 pixels waste too many lanes */
-	return have && !dm_conv_direct_off && (size_t)H * W >= 64;
+	return have && !dm_conv_direct_off;
 }
 
-/* mk[v 10 + t]: lanes of vector v whose input at tap t is inside the
- * image; mk[v 10 + 9]: lanes that are pixels of the plane. */
-static uint16_t *
-masks(float *work, size_t wfloats, int H, int W)
+static void
+plane_init(struct plane *pl, uint16_t *mk, size_t nb, int H, int W)
 {
-	uint16_t *mk = (uint16_t *)(work + wfloats);
-	size_t HW = (size_t)H * W, nv = nvec(H, W);
+	size_t HW = (size_t)H * W;
 
-	for (size_t v = 0; v < nv; v++) {
+	pl->L = nb * HW;
+	pl->nv = (pl->L + 15) / 16;
+	pl->mk = mk;
+	for (int t = 0; t < 9; t++)
+		pl->off[t] = (t / 3 - 1) * W + t % 3 - 1;
+	for (size_t v = 0; v < pl->nv; v++) {
 		uint16_t m[10] = {0};
 		for (int l = 0; l < 16; l++) {
-			size_t p = v * 16 + (size_t)l;
-			if (p >= HW)
+			size_t q = v * 16 + (size_t)l, p = q % HW;
+			if (q >= pl->L)
 				continue;
 			int y = (int)(p / (size_t)W), x = (int)(p % (size_t)W);
 			m[9] |= (uint16_t)(1u << l);
@@ -97,37 +118,19 @@ masks(float *work, size_t wfloats, int H, int W)
 		}
 		memcpy(mk + v * 10, m, sizeof m);
 	}
-	return mk;
 }
 
-/* wp: for each block of cw output channels from o0 (blocks of CO, then
- * single channels), at o0 Cin 9: [c][tap][cw].  flip: the input gradient's
- * weights, out channel o = the layer's input channel, in channel c = the
- * layer's output channel, taps reversed (w is then [Cin][Cout][3][3] read
- * as the layer's [Cout = Cin'][Cin = Cout'] ...). */
-static void
-pack(float *wp, const float *w, int Cout, int Cin, int flip)
-{
-	#pragma omp parallel for schedule(static) \
-	    if ((size_t)Cout * Cin * 9 >= DM_NN_PAR_MIN)
-	for (int o = 0; o < Cout; o++) {
-		int o0 = Cout - o <= Cout % CO ? o : o / CO * CO;
-		int cw = Cout - o <= Cout % CO ? 1 : CO;
-		float *dst = wp + (size_t)o0 * Cin * 9 + (size_t)(o - o0);
-		for (int c = 0; c < Cin; c++)
-			for (int t = 0; t < 9; t++)
-				dst[((size_t)c * 9 + t) * cw] = flip ?
-				    w[((size_t)c * Cout + o) * 9 + 8 - t] :
-				    w[((size_t)o * Cin + c) * 9 + t];
-	}
-}
-
+/* Output channels o .. o + cw - 1 (planes L apart) at vectors v0 ..
+ * v0 + pv - 1 of the plane: the weight of (o, c, tap t) is
+ * w[o so + c sc + t], or of tap 8 - t with flip. */
 static INL TGT void
-fwd_tile(float *out, const float *in, const float *wp, const float *b,
-    int add, int Cin, size_t HW, const int *off, const uint16_t *mk,
-    size_t v0, const int cw, const int pv)
+fwd_tile(float *out, const float *in, const float *w, size_t so, size_t sc,
+    const float *b, int add, int Cin, const struct plane *pl, size_t v0,
+    const int cw, const int pv, const int flip)
 {
 	__m512 acc[CO][PV];
+	const uint16_t *mk = pl->mk + v0 * 10;
+	size_t L = pl->L;
 
 	#pragma GCC unroll 16
 	for (int o = 0; o < cw; o++)
@@ -135,18 +138,19 @@ fwd_tile(float *out, const float *in, const float *wp, const float *b,
 		for (int v = 0; v < pv; v++)
 			acc[o][v] = _mm512_setzero_ps();
 	for (int c = 0; c < Cin; c++) {
-		const float *src = in + (size_t)c * HW + v0 * 16;
-		const float *wc = wp + (size_t)c * 9 * cw;
+		const float *src = in + (size_t)c * L + v0 * 16;
+		const float *wc = w + (size_t)c * sc;
 		#pragma GCC unroll 16
 		for (int t = 0; t < 9; t++) {
 			__m512 x[PV];
 			#pragma GCC unroll 16
 			for (int v = 0; v < pv; v++)
-				x[v] = _mm512_maskz_loadu_ps(mk[(v0 + v) * 10 + t],
-				    src + v * 16 + off[t]);
+				x[v] = _mm512_maskz_loadu_ps(mk[v * 10 + t],
+				    src + v * 16 + pl->off[t]);
 			#pragma GCC unroll 16
 			for (int o = 0; o < cw; o++) {
-				__m512 wv = _mm512_set1_ps(wc[t * cw + o]);
+				__m512 wv = _mm512_set1_ps(wc[(size_t)o * so +
+				    (size_t)(flip ? 8 - t : t)]);
 				#pragma GCC unroll 16
 				for (int v = 0; v < pv; v++)
 					acc[o][v] = _mm512_fmadd_ps(wv, x[v],
@@ -156,11 +160,11 @@ fwd_tile(float *out, const float *in, const float *wp, const float *b,
 	}
 	#pragma GCC unroll 16
 	for (int o = 0; o < cw; o++) {
-		float *dst = out + (size_t)o * HW + v0 * 16;
+		float *dst = out + (size_t)o * L + v0 * 16;
 		__m512 bv = _mm512_set1_ps(b != NULL ? b[o] : 0.0f);
 		#pragma GCC unroll 16
 		for (int v = 0; v < pv; v++) {
-			__mmask16 m = mk[(v0 + v) * 10 + 9];
+			__mmask16 m = mk[v * 10 + 9];
 			__m512 r = _mm512_add_ps(acc[o][v], bv);
 			if (add)
 				r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(m,
@@ -170,94 +174,153 @@ fwd_tile(float *out, const float *in, const float *wp, const float *b,
 	}
 }
 
-#define FWD_TILE(name, cw, pv)                                          \
+typedef void fwd_fn(float *, const float *, const float *, size_t, size_t,
+    const float *, int, int, const struct plane *, size_t);
+
+#define FWD_TILE(name, cw, pv, flip)                                     \
 static TGT void                                                         \
-name(float *out, const float *in, const float *wp, const float *b,      \
-    int add, int Cin, size_t HW, const int *off, const uint16_t *mk,    \
-    size_t v0)                                                          \
+name(float *out, const float *in, const float *w, size_t so, size_t sc, \
+    const float *b, int add, int Cin, const struct plane *pl, size_t v0) \
 {                                                                       \
-	fwd_tile(out, in, wp, b, add, Cin, HW, off, mk, v0, cw, pv);    \
+	fwd_tile(out, in, w, so, sc, b, add, Cin, pl, v0, cw, pv, flip); \
 }
-FWD_TILE(fwd_tile44, CO, PV)
-FWD_TILE(fwd_tile14, 1, PV)
-FWD_TILE(fwd_tile41, CO, 1)
-FWD_TILE(fwd_tile11, 1, 1)
+FWD_TILE(fwd_44, CO, PV, 0)
+FWD_TILE(fwd_14, 1, PV, 0)
+FWD_TILE(fwd_41, CO, 1, 0)
+FWD_TILE(fwd_11, 1, 1, 0)
+FWD_TILE(fwd_44f, CO, PV, 1)
+FWD_TILE(fwd_14f, 1, PV, 1)
+FWD_TILE(fwd_41f, CO, 1, 1)
+FWD_TILE(fwd_11f, 1, 1, 1)
 
+/* [blocks of CO output channels or one][whole tile or one vector][flip] */
+static fwd_fn *const fwd_tiles[2][2][2] = {
+	{{fwd_44, fwd_44f}, {fwd_41, fwd_41f}},
+	{{fwd_14, fwd_14f}, {fwd_11, fwd_11f}},
+};
+
+/* out (Cout planes L apart) = (add ? out : 0) + conv(in (Cin planes)) + b
+ * for nimg groups of planes (images), ostride and istride floats apart. */
 static void
-offsets(int *off, int W)
+fwd_planes(float *out, size_t ostride, const float *in, size_t istride,
+    int nimg, const float *w, const float *b, int add, int Cin, int Cout,
+    int flip, const struct plane *pl)
 {
-	#pragma GCC unroll 16
-	for (int t = 0; t < 9; t++)
-		off[t] = (t / 3 - 1) * W + t % 3 - 1;
-}
+	size_t nft = pl->nv / PV, npt = nft + pl->nv % PV;
+	int nfull = Cout / CO, ncb = nfull + Cout % CO;
+	size_t ntask = (size_t)nimg * npt * (size_t)ncb;
+	/* the layer's w is [Cout][Cin][3][3]; flipped, [Cin][Cout][3][3] */
+	size_t so = flip ? 9 : (size_t)Cin * 9, sc = flip ? (size_t)Cout * 9 : 9;
 
-/* out = (add ? out : 0) + conv(in, w) + b; flip: w is a layer's
- * [Cin = Cout here][Cout = Cin here][3][3] and the convolution is its
- * input gradient. */
-void
-dm_conv3_direct_forward(float *out, const float *in, const float *w,
-    const float *b, int add, int B, int Cin, int H, int W, int Cout,
-    int flip, float *work)
-{
-	size_t HW = (size_t)H * W, nv = (HW + 15) / 16, nft = nv / PV;
-	size_t npt = nft + nv % PV;
-	int nfull = Cout / CO, ncb = nfull + Cout % CO, off[9];
-	uint16_t *mk = masks(work, (size_t)Cin * Cout * 9, H, W);
-	size_t ntask = (size_t)B * npt * (size_t)ncb;
-
-	offsets(off, W);
-	pack(work, w, Cout, Cin, flip);
-	/* tasks: images, then tiles of PV vectors (and the last vectors
-	 * one by one), then blocks of output channels (CO, then single) */
+	/* tasks: images, then tiles of PV vectors (and the last vectors one
+	 * by one), then blocks of output channels (CO, then single) */
 	#pragma omp parallel for schedule(static) \
 	    if (ntask * PV * 16 * CO * (size_t)Cin * 9 >= 16 * DM_NN_PAR_MIN)
 	for (size_t task = 0; task < ntask; task++) {
 		size_t j = task / (npt * (size_t)ncb), r = task % (npt * ncb);
 		size_t pt = r / (size_t)ncb;
 		size_t v0 = pt < nft ? pt * PV : nft * PV + (pt - nft);
-		int cb = (int)(r % (size_t)ncb), whole = pt < nft;
+		int cb = (int)(r % (size_t)ncb);
 		int o0 = cb < nfull ? cb * CO : nfull * CO + (cb - nfull);
-		const float *src = in + j * (size_t)Cin * HW;
-		float *dst = out + (j * (size_t)Cout + (size_t)o0) * HW;
-		const float *wp = work + (size_t)o0 * Cin * 9;
-		const float *bb = b != NULL ? b + o0 : NULL;
-		if (cb < nfull && whole)
-			fwd_tile44(dst, src, wp, bb, add, Cin, HW, off, mk, v0);
-		else if (cb < nfull)
-			fwd_tile41(dst, src, wp, bb, add, Cin, HW, off, mk, v0);
-		else if (whole)
-			fwd_tile14(dst, src, wp, bb, add, Cin, HW, off, mk, v0);
-		else
-			fwd_tile11(dst, src, wp, bb, add, Cin, HW, off, mk, v0);
+		fwd_tiles[cb >= nfull][pt >= nft][flip](
+		    out + j * ostride + (size_t)o0 * pl->L, in + j * istride,
+		    w + (size_t)o0 * so, so, sc, b != NULL ? b + o0 : NULL,
+		    add, Cin, pl, v0);
 	}
 }
 
+/* dst [C][jj HW + p] = src [j0 + jj][C][p] for nb images */
+static void
+to_flat(float *dst, const float *src, size_t nb, int C, size_t HW)
+{
+	#pragma omp parallel for schedule(static) \
+	    if (nb * (size_t)C * HW >= DM_NN_PAR_MIN)
+	for (int c = 0; c < C; c++)
+		for (size_t jj = 0; jj < nb; jj++)
+			memcpy(dst + (size_t)c * nb * HW + jj * HW,
+			    src + (jj * (size_t)C + (size_t)c) * HW,
+			    HW * sizeof *dst);
+}
+
+/* dst [j][C][p] = (add ? dst : 0) + src [C][jj HW + p] */
+static void
+from_flat(float *dst, const float *src, size_t nb, int C, size_t HW,
+    int add)
+{
+	#pragma omp parallel for schedule(static) \
+	    if (nb * (size_t)C * HW >= DM_NN_PAR_MIN)
+	for (int c = 0; c < C; c++)
+		for (size_t jj = 0; jj < nb; jj++) {
+			float *d = dst + (jj * (size_t)C + (size_t)c) * HW;
+			const float *q = src + (size_t)c * nb * HW + jj * HW;
+			if (add)
+				for (size_t p = 0; p < HW; p++)
+					d[p] += q[p];
+			else
+				memcpy(d, q, HW * sizeof *d);
+		}
+}
+
+/* out = (add ? out : 0) + conv(in, w) + b; flip: w is [Cin = Cout here]
+ * [Cout = Cin here][3][3], a layer's, and the convolution is its input
+ * gradient. */
+void
+dm_conv3_direct_forward(float *out, const float *in, const float *w,
+    const float *b, int add, int B, int Cin, int H, int W, int Cout,
+    int flip, float *work)
+{
+	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
+	float *tin = work, *tout = work + (size_t)Cin * L;
+	struct plane pl;
+
+	if (nb == 1) {
+		plane_init(&pl, (uint16_t *)work, 1, H, W);
+		fwd_planes(out, (size_t)Cout * HW, in, (size_t)Cin * HW, B, w,
+		    b, add, Cin, Cout, flip, &pl);
+		return;
+	}
+	plane_init(&pl, (uint16_t *)(work + (size_t)(Cin + Cout) * L), nb, H,
+	    W);
+	for (size_t j0 = 0; j0 < (size_t)B; j0 += nb) {
+		size_t n = (size_t)B - j0 < nb ? (size_t)B - j0 : nb;
+		struct plane part = pl;
+		if (n < nb)
+			plane_init(&part, pl.mk, n, H, W);
+		to_flat(tin, in + j0 * Cin * HW, n, Cin, HW);
+		fwd_planes(tout, 0, tin, 0, 1, w, b, 0, Cin, Cout, flip, &part);
+		from_flat(out + j0 * Cout * HW, tout, n, Cout, HW, add);
+	}
+}
+
+/* dw[o, c, t] over output channels o .. o + cw - 1, one input channel:
+ * sums over nimg groups of planes (g: gstride, in: istride apart) */
 static INL TGT void
-dw_task(float *dw, const float *dout, const float *in, int B, int Cin,
-    int Cout, size_t HW, size_t nv, const int *off, const uint16_t *mk,
+dw_task(float *dw, size_t so, const float *g, size_t gstride,
+    const float *in, size_t istride, int nimg, const struct plane *pl,
     const int cw)
 {
 	__m512 acc[CW][9];
+	size_t L = pl->L;
 
 	#pragma GCC unroll 16
 	for (int o = 0; o < cw; o++)
 		#pragma GCC unroll 16
 		for (int t = 0; t < 9; t++)
 			acc[o][t] = _mm512_setzero_ps();
-	for (int j = 0; j < B; j++) {
-		const float *g = dout + (size_t)j * Cout * HW;
-		const float *src = in + (size_t)j * Cin * HW;
-		for (size_t v = 0; v < nv; v++) {
-			const uint16_t *m = mk + v * 10;
+	for (int j = 0; j < nimg; j++) {
+		const float *gj = g + (size_t)j * gstride;
+		const float *src = in + (size_t)j * istride;
+		for (size_t v = 0; v < pl->nv; v++) {
+			const uint16_t *m = pl->mk + v * 10;
 			__m512 gv[CW];
 			#pragma GCC unroll 16
 			for (int o = 0; o < cw; o++)
 				gv[o] = _mm512_maskz_loadu_ps(m[9],
-				    g + (size_t)o * HW + v * 16);
+				    gj + (size_t)o * L + v * 16);
 			#pragma GCC unroll 16
 			for (int t = 0; t < 9; t++) {
 				__m512 x = _mm512_maskz_loadu_ps(m[t],
-				    src + v * 16 + off[t]);
+				    src + v * 16 + pl->off[t]);
 				#pragma GCC unroll 16
 				for (int o = 0; o < cw; o++)
 					acc[o][t] = _mm512_fmadd_ps(gv[o], x,
@@ -269,55 +332,79 @@ dw_task(float *dw, const float *dout, const float *in, int B, int Cin,
 	for (int o = 0; o < cw; o++)
 		#pragma GCC unroll 16
 		for (int t = 0; t < 9; t++)
-			dw[(size_t)o * Cin * 9 + (size_t)t] +=
+			dw[(size_t)o * so + (size_t)t] +=
 			    _mm512_reduce_add_ps(acc[o][t]);
 }
 
-static TGT void
-dw_taskw(float *dw, const float *dout, const float *in, int B, int Cin,
-    int Cout, size_t HW, size_t nv, const int *off, const uint16_t *mk)
+typedef void dw_fn(float *, size_t, const float *, size_t, const float *,
+    size_t, int, const struct plane *);
+
+#define DW_TASK(name, cw)                                                \
+static TGT void                                                         \
+name(float *dw, size_t so, const float *g, size_t gstride,              \
+    const float *in, size_t istride, int nimg, const struct plane *pl)  \
+{                                                                       \
+	dw_task(dw, so, g, gstride, in, istride, nimg, pl, cw);         \
+}
+DW_TASK(dw_3, CW)
+DW_TASK(dw_1, 1)
+
+/* dw += the weight gradient over nimg groups of planes */
+static void
+dw_planes(float *dw, const float *g, size_t gstride, const float *in,
+    size_t istride, int nimg, int Cin, int Cout, const struct plane *pl)
 {
-	dw_task(dw, dout, in, B, Cin, Cout, HW, nv, off, mk, CW);
+	int nfull = Cout / CW, ncb = nfull + Cout % CW;
+	size_t ntask = (size_t)ncb * Cin, so = (size_t)Cin * 9;
+
+	#pragma omp parallel for schedule(static) \
+	    if (ntask * pl->nv * 16 * CW * 9 * (size_t)nimg >= \
+	    16 * DM_NN_PAR_MIN)
+	for (size_t task = 0; task < ntask; task++) {
+		int cb = (int)(task / (size_t)Cin), c = (int)(task % (size_t)Cin);
+		int o0 = cb < nfull ? cb * CW : nfull * CW + (cb - nfull);
+		(cb < nfull ? dw_3 : dw_1)(dw + (size_t)o0 * so + (size_t)c * 9,
+		    so, g + (size_t)o0 * pl->L, gstride,
+		    in + (size_t)c * pl->L, istride, nimg, pl);
+	}
 }
 
-static TGT void
-dw_task1(float *dw, const float *dout, const float *in, int B, int Cin,
-    int Cout, size_t HW, size_t nv, const int *off, const uint16_t *mk)
-{
-	dw_task(dw, dout, in, B, Cin, Cout, HW, nv, off, mk, 1);
-}
-
-/* dw (Cout, Cin, 3, 3) += the weight gradient; work as for forward. */
+/* dw (Cout, Cin, 3, 3) += the weight gradient; work as for forward.
+ * With images side by side, a chunk's sums are added to dw chunk by
+ * chunk (an order fixed by the shape). */
 void
 dm_conv3_direct_dw(float *dw, const float *dout, const float *in, int B,
     int Cin, int H, int W, int Cout, float *work)
 {
-	size_t HW = (size_t)H * W, nv = ((size_t)H * W + 15) / 16;
-	int nfull = Cout / CW, ncb = nfull + Cout % CW, off[9];
-	uint16_t *mk = masks(work, (size_t)Cin * Cout * 9, H, W);
-	size_t ntask = (size_t)ncb * Cin;
+	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
+	float *tin = work, *tg = work + (size_t)Cin * L;
+	struct plane pl;
 
-	offsets(off, W);
-	#pragma omp parallel for schedule(static) \
-	    if (ntask * nv * 16 * CW * 9 * (size_t)B >= 16 * DM_NN_PAR_MIN)
-	for (size_t task = 0; task < ntask; task++) {
-		int cb = (int)(task / (size_t)Cin), c = (int)(task % (size_t)Cin);
-		int o0 = cb < nfull ? cb * CW : nfull * CW + (cb - nfull);
-		float *d = dw + ((size_t)o0 * Cin + (size_t)c) * 9;
-		const float *g = dout + (size_t)o0 * HW;
-		const float *src = in + (size_t)c * HW;
-		if (cb < nfull)
-			dw_taskw(d, g, src, B, Cin, Cout, HW, nv, off, mk);
-		else
-			dw_task1(d, g, src, B, Cin, Cout, HW, nv, off, mk);
+	if (nb == 1) {
+		plane_init(&pl, (uint16_t *)work, 1, H, W);
+		dw_planes(dw, dout, (size_t)Cout * HW, in, (size_t)Cin * HW, B,
+		    Cin, Cout, &pl);
+		return;
+	}
+	plane_init(&pl, (uint16_t *)(work + (size_t)(Cin + Cout) * L), nb, H,
+	    W);
+	for (size_t j0 = 0; j0 < (size_t)B; j0 += nb) {
+		size_t n = (size_t)B - j0 < nb ? (size_t)B - j0 : nb;
+		struct plane part = pl;
+		if (n < nb)
+			plane_init(&part, pl.mk, n, H, W);
+		to_flat(tin, in + j0 * Cin * HW, n, Cin, HW);
+		to_flat(tg, dout + j0 * Cout * HW, n, Cout, HW);
+		dw_planes(dw, tg, 0, tin, 0, 1, Cin, Cout, &part);
 	}
 }
 
 #else
 
 size_t
-dm_conv3_direct_work(int Cin, int H, int W, int Cout)
+dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
 {
+	(void)B;
 	(void)Cin;
 	(void)H;
 	(void)W;
@@ -326,12 +413,8 @@ dm_conv3_direct_work(int Cin, int H, int W, int Cout)
 }
 
 int
-dm_conv3_direct_ok(int Cin, int H, int W, int Cout)
+dm_conv3_direct_ok(void)
 {
-	(void)Cin;
-	(void)H;
-	(void)W;
-	(void)Cout;
 	return 0;
 }
 

@@ -62,15 +62,15 @@
 } while (0)
 
 /* 3x3 stride-1 convolutions (padding 1) without columns, with 16-lane
- * vectors (conv_direct.c).  ok: the machine has the vectors, the plane is
- * large enough and dm_conv_direct_off (a switch for tests) is 0.  work:
- * floats of scratch both calls need.  forward: out = (add ? out : 0) +
+ * vectors (conv_direct.c).  ok: the machine has the vectors and
+ * dm_conv_direct_off (a switch for tests) is 0.  work: floats of scratch
+ * both calls need.  forward: out = (add ? out : 0) +
  * conv(in, w) + b; with flip, w is [Cout][Cin][3][3] of the layer whose
  * input gradient this is (the kernel transposed and flipped).  dw: the
  * weight gradient, added to dw. */
 extern int dm_conv_direct_off;
-int dm_conv3_direct_ok(int Cin, int H, int W, int Cout);
-size_t dm_conv3_direct_work(int Cin, int H, int W, int Cout);
+int dm_conv3_direct_ok(void);
+size_t dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout);
 void dm_conv3_direct_forward(float *out, const float *in, const float *w,
     const float *b, int add, int B, int Cin, int H, int W, int Cout,
     int flip, float *work);

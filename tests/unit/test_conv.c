@@ -152,6 +152,7 @@ static const struct shape shapes[] = {
 	{1, 7, 11, 7, 9, 3, 1},
 	{2, 9, 20, 5, 6, 3, 1},
 	{2, 16, 5, 40, 13, 3, 1},
+	{40, 3, 10, 12, 5, 3, 1},  /* small planes side by side, 2 chunks */
 };
 
 static void
