@@ -347,25 +347,41 @@ name(float *dw, size_t so, const float *g, size_t gstride,              \
 	dw_task(dw, so, g, gstride, in, istride, nimg, pl, cw);         \
 }
 DW_TASK(dw_3, CW)
+DW_TASK(dw_2, 2)
 DW_TASK(dw_1, 1)
 
-/* dw += the weight gradient over nimg groups of planes */
+/* dw += the weight gradient over nimg groups of planes, in blocks of
+ * images whose dout planes fit in about DW_BLOCK_BYTES (the L2 cache):
+ * within a block the tasks go input channel by input channel, each over
+ * all blocks of output channels, so one input plane and the block's dout
+ * are read from the cache; the blocks' sums are added to dw in order. */
+#define DW_BLOCK_BYTES ((size_t)512 << 10)
+
 static void
 dw_planes(float *dw, const float *g, size_t gstride, const float *in,
     size_t istride, int nimg, int Cin, int Cout, const struct plane *pl)
 {
-	int nfull = Cout / CW, ncb = nfull + Cout % CW;
+	int nfull = Cout / CW, rest = Cout % CW, ncb = nfull + (rest > 0);
 	size_t ntask = (size_t)ncb * Cin, so = (size_t)Cin * 9;
+	size_t per = (size_t)Cout * pl->L * sizeof(float);
+	int nbk = per * (size_t)nimg <= DW_BLOCK_BYTES ? nimg :
+	    (int)(DW_BLOCK_BYTES / per > 0 ? DW_BLOCK_BYTES / per : 1);
 
-	#pragma omp parallel for schedule(static) \
-	    if (ntask * pl->nv * 16 * CW * 9 * (size_t)nimg >= \
-	    16 * DM_NN_PAR_MIN)
-	for (size_t task = 0; task < ntask; task++) {
-		int cb = (int)(task / (size_t)Cin), c = (int)(task % (size_t)Cin);
-		int o0 = cb < nfull ? cb * CW : nfull * CW + (cb - nfull);
-		(cb < nfull ? dw_3 : dw_1)(dw + (size_t)o0 * so + (size_t)c * 9,
-		    so, g + (size_t)o0 * pl->L, gstride,
-		    in + (size_t)c * pl->L, istride, nimg, pl);
+	for (int j0 = 0; j0 < nimg; j0 += nbk) {
+		int n = nimg - j0 < nbk ? nimg - j0 : nbk;
+		const float *gb = g + (size_t)j0 * gstride;
+		const float *ib = in + (size_t)j0 * istride;
+		#pragma omp parallel for schedule(static) \
+		    if (ntask * pl->nv * 16 * CW * 9 * (size_t)n >= \
+		    16 * DM_NN_PAR_MIN)
+		for (size_t task = 0; task < ntask; task++) {
+			int c = (int)(task / (size_t)ncb);
+			int cb = (int)(task % (size_t)ncb), o0 = cb * CW;
+			dw_fn *f = cb < nfull ? dw_3 : rest == 2 ? dw_2 : dw_1;
+			f(dw + (size_t)o0 * so + (size_t)c * 9, so,
+			    gb + (size_t)o0 * pl->L, gstride,
+			    ib + (size_t)c * pl->L, istride, n, pl);
+		}
 	}
 }
 
