@@ -75,7 +75,7 @@ size_t
 dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
 {
 	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
-	size_t n = nb > 1 ? (size_t)(Cin + Cout) * L : 0;
+	size_t n = nb > 1 ? ((size_t)Cin + (size_t)Cout) * L : 0;
 
 	return n + ((L + 15) / 16 * 10 + 1) / 2;
 }
@@ -279,8 +279,8 @@ dm_conv3_direct_forward(float *out, const float *in, const float *w,
 		    b, add, Cin, Cout, flip, &pl);
 		return;
 	}
-	plane_init(&pl, (uint16_t *)(work + (size_t)(Cin + Cout) * L), nb, H,
-	    W);
+	plane_init(&pl, (uint16_t *)(work + ((size_t)Cin + (size_t)Cout) * L),
+	    nb, H, W);
 	for (size_t j0 = 0; j0 < (size_t)B; j0 += nb) {
 		size_t n = (size_t)B - j0 < nb ? (size_t)B - j0 : nb;
 		struct plane part = pl;
@@ -402,8 +402,8 @@ dm_conv3_direct_dw(float *dw, const float *dout, const float *in, int B,
 		    Cin, Cout, &pl);
 		return;
 	}
-	plane_init(&pl, (uint16_t *)(work + (size_t)(Cin + Cout) * L), nb, H,
-	    W);
+	plane_init(&pl, (uint16_t *)(work + ((size_t)Cin + (size_t)Cout) * L),
+	    nb, H, W);
 	for (size_t j0 = 0; j0 < (size_t)B; j0 += nb) {
 		size_t n = (size_t)B - j0 < nb ? (size_t)B - j0 : nb;
 		struct plane part = pl;

@@ -187,7 +187,7 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 
 /* din += the input gradient of one GroupNorm set of Cg channels of hw
  * values, from its output gradient g; wg: the set's Cg weights or NULL */
-static void
+static DM_CLONES void
 gn_set_din(float *d, const float *g, const float *x, const float *wg, int Cg,
     size_t hw, float m, float rs)
 {
@@ -205,7 +205,7 @@ gn_set_din(float *d, const float *g, const float *x, const float *wg, int Cg,
 
 /* dw[c] += sum of dout xhat, db[c] += sum of dout over the images and
  * pixels of channel c, in one order */
-static void
+static DM_CLONES void
 gn_param_grad(float *dw, float *db, const float *dout, const float *in,
     const float *mean, const float *rstd, int B, int C, size_t hw, int G,
     int c)
@@ -238,6 +238,43 @@ gn_param_grad(float *dw, float *db, const float *dout, const float *in,
  * GroupNorm: S is one sample's C/G channels of HW values each.
  */
 
+/* One set of Cg channels of hw values: its moments, nm = the normalized
+ * values (or NULL) and, unless o is NULL, o = SiLU of them; wg, bg: the
+ * set's weights and biases or NULL.  Compiled for the machine's vectors. */
+static DM_CLONES void
+gn_apply_set(float *nm, float *o, float *mean, float *rstd, const float *x,
+    const float *wg, const float *bg, int Cg, size_t hw, float eps)
+{
+	float m, rs;
+
+	moments(x, (size_t)Cg * hw, eps, &m, &rs);
+	*mean = m;
+	*rstd = rs;
+	for (int j = 0; j < Cg; j++) {
+		float scale = rs * (wg ? wg[j] : 1.0f);
+		float shift = (bg ? bg[j] : 0.0f) - m * scale;
+		const float *restrict xj = x + j * hw;
+		float *restrict oj = o != NULL ? o + j * hw : NULL;
+		if (o == NULL) {
+			affine(nm + j * hw, xj, hw, scale, shift);
+		} else if (nm != NULL) {
+			float *restrict nj = nm + j * hw;
+			#pragma omp simd
+			for (size_t i = 0; i < hw; i++) {
+				float v = xj[i] * scale + shift;
+				nj[i] = v;
+				oj[i] = v / (1.0f + dm_nn_exp(-v));
+			}
+		} else {
+			#pragma omp simd
+			for (size_t i = 0; i < hw; i++) {
+				float v = xj[i] * scale + shift;
+				oj[i] = v / (1.0f + dm_nn_exp(-v));
+			}
+		}
+	}
+}
+
 /* norm = GroupNorm(in) (or NULL: not kept) and, unless act is NULL,
  * act = SiLU(norm); act may be in when norm is NULL */
 static void
@@ -255,37 +292,10 @@ groupnorm_apply(float *norm, float *act, float *mean, float *rstd,
 	    if ((size_t)nsets * set >= DM_NN_PAR_MIN)
 	for (long s = 0; s < nsets; s++) {
 		int g = (int)(s % G);
-		const float *x = in + (size_t)s * set;
-		float *o = act != NULL ? act + (size_t)s * set : NULL;
-		float *nm = norm != NULL ? norm + (size_t)s * set : NULL;
-		float m, rs;
-		moments(x, set, eps, &m, &rs);
-		mean[s] = m;
-		rstd[s] = rs;
-		for (int j = 0; j < Cg; j++) {
-			int c = g * Cg + j;
-			float scale = rs * (w ? w[c] : 1.0f);
-			float shift = (b ? b[c] : 0.0f) - m * scale;
-			const float *xj = x + j * hw;
-			float *oj = o != NULL ? o + j * hw : NULL;
-			if (o == NULL) {
-				affine(nm + j * hw, xj, hw, scale, shift);
-			} else if (nm != NULL) {
-				float *restrict nj = nm + j * hw;
-				#pragma omp simd
-				for (size_t i = 0; i < hw; i++) {
-					float v = xj[i] * scale + shift;
-					nj[i] = v;
-					oj[i] = v / (1.0f + dm_nn_exp(-v));
-				}
-			} else {
-				#pragma omp simd
-				for (size_t i = 0; i < hw; i++) {
-					float v = xj[i] * scale + shift;
-					oj[i] = v / (1.0f + dm_nn_exp(-v));
-				}
-			}
-		}
+		gn_apply_set(norm != NULL ? norm + (size_t)s * set : NULL,
+		    act != NULL ? act + (size_t)s * set : NULL, mean + s,
+		    rstd + s, in + (size_t)s * set, w ? w + g * Cg : NULL,
+		    b ? b + g * Cg : NULL, Cg, hw, eps);
 	}
 }
 
@@ -354,6 +364,13 @@ silu_grad(float *restrict g, const float *restrict dout,
 	}
 }
 
+static DM_CLONES void
+gn_silu_grad(float *restrict g, const float *restrict dout,
+    const float *restrict nm, size_t n)
+{
+	silu_grad(g, dout, nm, n);
+}
+
 /* Backward of both: dnorm (B, C, HW) is scratch that gets the gradient of
  * n (as dm_silu_backward would add it to zeros); then din, dw and db as
  * dm_groupnorm_backward from it.  One parallel region: sets, then
@@ -377,7 +394,7 @@ dm_groupnorm_silu_backward(float *din, float *dw, float *db, float *dnorm,
 			int g = (int)(s % G);
 			const float *x = in + (size_t)s * set;
 			float *gr = dnorm + (size_t)s * set;
-			silu_grad(gr, dout + (size_t)s * set,
+			gn_silu_grad(gr, dout + (size_t)s * set,
 			    norm + (size_t)s * set, set);
 			if (din != NULL)
 				gn_set_din(din + (size_t)s * set, gr, x,
