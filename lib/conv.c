@@ -1,7 +1,7 @@
 /* conv.c — 2-D convolution (kernel 1 or 3, stride 1 or 2, zero padding
- * k/2, NCHW) by im2col and sgemm; 3x3 stride-1 layers on planes of 64
- * pixels or more go to the direct kernels of conv_direct.c when the
- * machine has 16-lane vectors.
+ * k/2, NCHW) by im2col and sgemm.  When the machine has 16-lane vectors,
+ * stride-1 layers go to the kernels of conv_direct.c instead: 3x3 ones
+ * forward and backward, 1x1 ones forward (backward the GEMMs are faster).
  *
  * Notation: K = Cin k k rows of the column matrix, N = Ho Wo output pixels
  * per image.  The batch is processed in chunks of nb images whose columns
@@ -107,13 +107,13 @@ dm_conv2d_work_size(int B, int Cin, int H, int W, int Cout, int k, int s)
 		return SIZE_MAX;
 	if (conv_direct(k, s, (size_t)conv_out_size(H, k, s) *
 	    (size_t)conv_out_size(W, k, s)))
-		return 1;
-	if (dm_mul_size(per, (size_t)conv_chunk(B, per), &total) == -1 ||
+		total = 1;
+	else if (dm_mul_size(per, (size_t)conv_chunk(B, per), &total) == -1 ||
 	    dm_add_size(total, nw, &total) == -1)
 		return SIZE_MAX;
-	if (k == 3 && s == 1 &&
-	    dm_conv3_direct_work(B, Cin, H, W, Cout) > total)
-		total = dm_conv3_direct_work(B, Cin, H, W, Cout);
+	/* the vector kernels' scratch, whether or not they run */
+	if (s == 1 && dm_convd_work(B, Cin, H, W, Cout) > total)
+		total = dm_convd_work(B, Cin, H, W, Cout);
 	return total;
 }
 
@@ -177,14 +177,13 @@ conv_forward_direct(float *out, const float *in, const float *w,
 	}
 }
 
-/* Few input or output channels (the image's own, 1 or 3), where the 3x3
- * kernels of conv_direct.c are not used (small planes, or a machine
- * without 16-lane vectors): the GEMMs would be thin and im2col would
- * dominate, so stride-1 convolutions loop directly over the taps, each
- * tap a shifted row update that vectorizes along x: forward with Cout <=
- * CONV_THIN, backward with Cin or Cout <= CONV_THIN (measured by bench_nn:
- * with few input channels the forward GEMM, whose columns are cheap,
- * stays faster). */
+/* Few input or output channels (the image's own, 1 or 3), on a machine
+ * without the vectors of conv_direct.c: the GEMMs would be thin and
+ * im2col would dominate, so stride-1 convolutions loop directly over the
+ * taps, each tap a shifted row update that vectorizes along x: forward
+ * with Cout <= CONV_THIN, backward with Cin or Cout <= CONV_THIN
+ * (measured by bench_nn: with few input channels the forward GEMM, whose
+ * columns are cheap, stays faster). */
 #define CONV_THIN 4
 
 static int
@@ -465,13 +464,13 @@ dm_conv2d_forward(float *out, const float *in, const float *w,
 	size_t per, nw, N = (size_t)conv_out_size(H, k, s) *
 	    (size_t)conv_out_size(W, k, s);
 
-	if (conv_direct(k, s, N)) {
-		conv_forward_direct(out, in, w, b, B, Cin, Cout, N);
+	if (s == 1 && dm_convd_ok()) {
+		dm_convd_forward(out, in, w, b, 0, B, Cin, H, W, Cout, k, 0,
+		    work);
 		return;
 	}
-	if (k == 3 && s == 1 && dm_conv3_direct_ok()) {
-		dm_conv3_direct_forward(out, in, w, b, 0, B, Cin, H, W, Cout, 0,
-		    work);
+	if (conv_direct(k, s, N)) {
+		conv_forward_direct(out, in, w, b, B, Cin, Cout, N);
 		return;
 	}
 	if (conv_thin(Cin, Cout, s, 0)) {
@@ -549,15 +548,17 @@ dm_conv2d_backward(float *din, float *dw, float *db, const float *dout,
 
 	if (db != NULL)
 		conv_bias_backward(db, dout, B, Cout, N);
-	if (conv_direct(k, s, N)) {
-		conv_backward_direct(din, dw, dout, in, w, B, Cin, Cout, N);
+	/* 3x3: the vector kernels (the input gradient is a convolution of
+	 * dout); 1x1 layers run faster backward through the GEMMs */
+	if (k == 3 && s == 1 && dm_convd_ok()) {
+		dm_convd_dw3(dw, dout, in, B, Cin, H, W, Cout, work);
+		if (din != NULL)
+			dm_convd_forward(din, dout, w, NULL, 1, B, Cout, H, W,
+			    Cin, k, 1, work);
 		return;
 	}
-	if (k == 3 && s == 1 && dm_conv3_direct_ok()) {
-		dm_conv3_direct_dw(dw, dout, in, B, Cin, H, W, Cout, work);
-		if (din != NULL)
-			dm_conv3_direct_forward(din, dout, w, NULL, 1, B, Cout,
-			    H, W, Cin, 1, work);
+	if (conv_direct(k, s, N)) {
+		conv_backward_direct(din, dw, dout, in, w, B, Cin, Cout, N);
 		return;
 	}
 	if (conv_thin(Cin, Cout, s, 1)) {

@@ -1,5 +1,5 @@
-/* conv_direct.c — 3x3 stride-1 convolutions (padding 1, NCHW) computed
- * directly with 16-lane vectors, without a column matrix.
+/* conv_direct.c — stride-1 convolutions, 3x3 (padding 1) or 1x1, NCHW,
+ * computed directly with 16-lane vectors, without a column matrix.
  *
  * An image plane is walked as a flat array of H W pixels in vectors of 16.
  * For output pixels p .. p + 15 and tap (i, j) the inputs sit at
@@ -14,7 +14,7 @@
  *   forward  a tile of CO output channels by PV vectors of pixels keeps
  *            its CO PV sums in registers over all input channels and taps:
  *            per tap PV loads, CO broadcasts of weights (read where they
- *            are), CO PV multiply-adds
+ *            are), CO PV multiply-adds; a 1x1 kernel is the centre tap
  *   din      the same kernel on dout, with the weights transposed and
  *            flipped (din[c] = sum_o w[o, c, 2 - i, 2 - j] * dout[o])
  *   dw       for CW output channels and one input channel, 9 CW sums in
@@ -24,8 +24,8 @@
  * Each output (pixel, or weight) is computed by one thread in an order
  * that depends on the shape only, so results are the same whatever the
  * thread count.  The kernels are built for AVX-512 and used when the
- * machine has it; elsewhere dm_conv3_direct_ok() says no and conv.c uses
- * its columns. */
+ * machine has it; elsewhere dm_convd_ok() says no and conv.c uses its
+ * columns. */
 #include <stdint.h>
 #include <string.h>
 
@@ -72,7 +72,7 @@ flat_chunk(int B, size_t HW)
 /* Floats of scratch: with images side by side, the inputs and outputs of
  * a chunk in that layout; then the masks (16-bit words). */
 size_t
-dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
+dm_convd_work(int B, int Cin, int H, int W, int Cout)
 {
 	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
 	size_t n = nb > 1 ? ((size_t)Cin + (size_t)Cout) * L : 0;
@@ -81,7 +81,7 @@ dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
 }
 
 int
-dm_conv3_direct_ok(void)
+dm_convd_ok(void)
 {
 	static int have = -1;
 
@@ -102,21 +102,46 @@ plane_init(struct plane *pl, uint16_t *mk, size_t nb, int H, int W)
 	pl->mk = mk;
 	for (int t = 0; t < 9; t++)
 		pl->off[t] = (t / 3 - 1) * W + t % 3 - 1;
+	/* (y, x): the pixel of lane q, walked without divisions */
+	int y = 0, x = 0;
 	for (size_t v = 0; v < pl->nv; v++) {
 		uint16_t m[10] = {0};
-		for (int l = 0; l < 16; l++) {
-			size_t q = v * 16 + (size_t)l, p = q % HW;
-			if (q >= pl->L)
-				continue;
-			int y = (int)(p / (size_t)W), x = (int)(p % (size_t)W);
+		for (int l = 0; l < 16 && v * 16 + (size_t)l < pl->L; l++) {
 			m[9] |= (uint16_t)(1u << l);
 			for (int t = 0; t < 9; t++) {
 				int iy = y + t / 3 - 1, ix = x + t % 3 - 1;
 				if (iy >= 0 && iy < H && ix >= 0 && ix < W)
 					m[t] |= (uint16_t)(1u << l);
 			}
+			if (++x == W) {
+				x = 0;
+				if (++y == H)
+					y = 0;
+			}
 		}
 		memcpy(mk + v * 10, m, sizeof m);
+	}
+}
+
+/* acc[o][v] += w[o so + wt] x[v] for one tap t: x[v] the inputs of the
+ * tap for vector v of the tile */
+static INL TGT void
+fwd_tap(__m512 acc[CO][PV], const float *src, const float *wc, size_t so,
+    const uint16_t *mk, const int *off, const int t, const int wt,
+    const int cw, const int pv)
+{
+	__m512 x[PV];
+
+	#pragma GCC unroll 16
+	for (int v = 0; v < pv; v++)
+		x[v] = _mm512_maskz_loadu_ps(mk[v * 10 + t], src + v * 16 +
+		    off[t]);
+	#pragma GCC unroll 16
+	for (int o = 0; o < cw; o++) {
+		__m512 wv = _mm512_set1_ps(wc[(size_t)o * so + (size_t)wt]);
+		#pragma GCC unroll 16
+		for (int v = 0; v < pv; v++)
+			acc[o][v] = _mm512_fmadd_ps(wv, x[v], acc[o][v]);
 	}
 }
 
@@ -126,7 +151,7 @@ plane_init(struct plane *pl, uint16_t *mk, size_t nb, int H, int W)
 static INL TGT void
 fwd_tile(float *out, const float *in, const float *w, size_t so, size_t sc,
     const float *b, int add, int Cin, const struct plane *pl, size_t v0,
-    const int cw, const int pv, const int flip)
+    const int cw, const int pv, const int flip, const int k1)
 {
 	__m512 acc[CO][PV];
 	const uint16_t *mk = pl->mk + v0 * 10;
@@ -140,23 +165,14 @@ fwd_tile(float *out, const float *in, const float *w, size_t so, size_t sc,
 	for (int c = 0; c < Cin; c++) {
 		const float *src = in + (size_t)c * L + v0 * 16;
 		const float *wc = w + (size_t)c * sc;
-		#pragma GCC unroll 16
-		for (int t = 0; t < 9; t++) {
-			__m512 x[PV];
+		/* a 1x1 kernel is the centre tap alone */
+		if (k1)
+			fwd_tap(acc, src, wc, so, mk, pl->off, 4, 0, cw, pv);
+		else
 			#pragma GCC unroll 16
-			for (int v = 0; v < pv; v++)
-				x[v] = _mm512_maskz_loadu_ps(mk[v * 10 + t],
-				    src + v * 16 + pl->off[t]);
-			#pragma GCC unroll 16
-			for (int o = 0; o < cw; o++) {
-				__m512 wv = _mm512_set1_ps(wc[(size_t)o * so +
-				    (size_t)(flip ? 8 - t : t)]);
-				#pragma GCC unroll 16
-				for (int v = 0; v < pv; v++)
-					acc[o][v] = _mm512_fmadd_ps(wv, x[v],
-					    acc[o][v]);
-			}
-		}
+			for (int t = 0; t < 9; t++)
+				fwd_tap(acc, src, wc, so, mk, pl->off, t,
+				    flip ? 8 - t : t, cw, pv);
 	}
 	#pragma GCC unroll 16
 	for (int o = 0; o < cw; o++) {
@@ -177,26 +193,33 @@ fwd_tile(float *out, const float *in, const float *w, size_t so, size_t sc,
 typedef void fwd_fn(float *, const float *, const float *, size_t, size_t,
     const float *, int, int, const struct plane *, size_t);
 
-#define FWD_TILE(name, cw, pv, flip)                                     \
+#define FWD_TILE(name, cw, pv, flip, k1)                                 \
 static TGT void                                                         \
 name(float *out, const float *in, const float *w, size_t so, size_t sc, \
     const float *b, int add, int Cin, const struct plane *pl, size_t v0) \
 {                                                                       \
-	fwd_tile(out, in, w, so, sc, b, add, Cin, pl, v0, cw, pv, flip); \
+	fwd_tile(out, in, w, so, sc, b, add, Cin, pl, v0, cw, pv, flip, \
+	    k1);                                                        \
 }
-FWD_TILE(fwd_44, CO, PV, 0)
-FWD_TILE(fwd_14, 1, PV, 0)
-FWD_TILE(fwd_41, CO, 1, 0)
-FWD_TILE(fwd_11, 1, 1, 0)
-FWD_TILE(fwd_44f, CO, PV, 1)
-FWD_TILE(fwd_14f, 1, PV, 1)
-FWD_TILE(fwd_41f, CO, 1, 1)
-FWD_TILE(fwd_11f, 1, 1, 1)
+#define FWD_TILES(k1, s)                                                 \
+FWD_TILE(fwd_44##s, CO, PV, 0, k1)                                       \
+FWD_TILE(fwd_14##s, 1, PV, 0, k1)                                        \
+FWD_TILE(fwd_41##s, CO, 1, 0, k1)                                        \
+FWD_TILE(fwd_11##s, 1, 1, 0, k1)                                         \
+FWD_TILE(fwd_44f##s, CO, PV, 1, k1)                                      \
+FWD_TILE(fwd_14f##s, 1, PV, 1, k1)                                       \
+FWD_TILE(fwd_41f##s, CO, 1, 1, k1)                                       \
+FWD_TILE(fwd_11f##s, 1, 1, 1, k1)
+FWD_TILES(0, _3)
+FWD_TILES(1, _1)
 
-/* [blocks of CO output channels or one][whole tile or one vector][flip] */
-static fwd_fn *const fwd_tiles[2][2][2] = {
-	{{fwd_44, fwd_44f}, {fwd_41, fwd_41f}},
-	{{fwd_14, fwd_14f}, {fwd_11, fwd_11f}},
+/* [1x1][blocks of CO output channels or one][whole tile or one vector]
+ * [flip] */
+static fwd_fn *const fwd_tiles[2][2][2][2] = {
+	{{{fwd_44_3, fwd_44f_3}, {fwd_41_3, fwd_41f_3}},
+	 {{fwd_14_3, fwd_14f_3}, {fwd_11_3, fwd_11f_3}}},
+	{{{fwd_44_1, fwd_44f_1}, {fwd_41_1, fwd_41f_1}},
+	 {{fwd_14_1, fwd_14f_1}, {fwd_11_1, fwd_11f_1}}},
 };
 
 /* out (Cout planes L apart) = (add ? out : 0) + conv(in (Cin planes)) + b
@@ -204,25 +227,26 @@ static fwd_fn *const fwd_tiles[2][2][2] = {
 static void
 fwd_planes(float *out, size_t ostride, const float *in, size_t istride,
     int nimg, const float *w, const float *b, int add, int Cin, int Cout,
-    int flip, const struct plane *pl)
+    int k, int flip, const struct plane *pl)
 {
 	size_t nft = pl->nv / PV, npt = nft + pl->nv % PV;
 	int nfull = Cout / CO, ncb = nfull + Cout % CO;
-	size_t ntask = (size_t)nimg * npt * (size_t)ncb;
-	/* the layer's w is [Cout][Cin][3][3]; flipped, [Cin][Cout][3][3] */
-	size_t so = flip ? 9 : (size_t)Cin * 9, sc = flip ? (size_t)Cout * 9 : 9;
+	size_t ntask = (size_t)nimg * npt * (size_t)ncb, kk = (size_t)k * k;
+	/* the layer's w is [Cout][Cin][k][k]; flipped, [Cin][Cout][k][k] */
+	size_t so = flip ? kk : (size_t)Cin * kk;
+	size_t sc = flip ? (size_t)Cout * kk : kk;
 
 	/* tasks: images, then tiles of PV vectors (and the last vectors one
 	 * by one), then blocks of output channels (CO, then single) */
 	#pragma omp parallel for schedule(static) \
-	    if (ntask * PV * 16 * CO * (size_t)Cin * 9 >= 16 * DM_NN_PAR_MIN)
+	    if (ntask * PV * 16 * CO * (size_t)Cin * kk >= 16 * DM_NN_PAR_MIN)
 	for (size_t task = 0; task < ntask; task++) {
 		size_t j = task / (npt * (size_t)ncb), r = task % (npt * ncb);
 		size_t pt = r / (size_t)ncb;
 		size_t v0 = pt < nft ? pt * PV : nft * PV + (pt - nft);
 		int cb = (int)(r % (size_t)ncb);
 		int o0 = cb < nfull ? cb * CO : nfull * CO + (cb - nfull);
-		fwd_tiles[cb >= nfull][pt >= nft][flip](
+		fwd_tiles[k == 1][cb >= nfull][pt >= nft][flip](
 		    out + j * ostride + (size_t)o0 * pl->L, in + j * istride,
 		    w + (size_t)o0 * so, so, sc, b != NULL ? b + o0 : NULL,
 		    add, Cin, pl, v0);
@@ -261,12 +285,12 @@ from_flat(float *dst, const float *src, size_t nb, int C, size_t HW,
 		}
 }
 
-/* out = (add ? out : 0) + conv(in, w) + b; flip: w is [Cin = Cout here]
- * [Cout = Cin here][3][3], a layer's, and the convolution is its input
- * gradient. */
+/* out = (add ? out : 0) + conv(in, w) + b, kernel k x k (3 or 1); flip: w
+ * is [Cin = Cout here][Cout = Cin here][k][k], a layer's, and the
+ * convolution is its input gradient. */
 void
-dm_conv3_direct_forward(float *out, const float *in, const float *w,
-    const float *b, int add, int B, int Cin, int H, int W, int Cout,
+dm_convd_forward(float *out, const float *in, const float *w,
+    const float *b, int add, int B, int Cin, int H, int W, int Cout, int k,
     int flip, float *work)
 {
 	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
@@ -276,7 +300,7 @@ dm_conv3_direct_forward(float *out, const float *in, const float *w,
 	if (nb == 1) {
 		plane_init(&pl, (uint16_t *)work, 1, H, W);
 		fwd_planes(out, (size_t)Cout * HW, in, (size_t)Cin * HW, B, w,
-		    b, add, Cin, Cout, flip, &pl);
+		    b, add, Cin, Cout, k, flip, &pl);
 		return;
 	}
 	plane_init(&pl, (uint16_t *)(work + ((size_t)Cin + (size_t)Cout) * L),
@@ -287,7 +311,8 @@ dm_conv3_direct_forward(float *out, const float *in, const float *w,
 		if (n < nb)
 			plane_init(&part, pl.mk, n, H, W);
 		to_flat(tin, in + j0 * Cin * HW, n, Cin, HW);
-		fwd_planes(tout, 0, tin, 0, 1, w, b, 0, Cin, Cout, flip, &part);
+		fwd_planes(tout, 0, tin, 0, 1, w, b, 0, Cin, Cout, k, flip,
+		    &part);
 		from_flat(out + j0 * Cout * HW, tout, n, Cout, HW, add);
 	}
 }
@@ -389,7 +414,7 @@ dw_planes(float *dw, const float *g, size_t gstride, const float *in,
  * With images side by side, a chunk's sums are added to dw chunk by
  * chunk (an order fixed by the shape). */
 void
-dm_conv3_direct_dw(float *dw, const float *dout, const float *in, int B,
+dm_convd_dw3(float *dw, const float *dout, const float *in, int B,
     int Cin, int H, int W, int Cout, float *work)
 {
 	size_t HW = (size_t)H * W, nb = flat_chunk(B, HW), L = nb * HW;
@@ -418,7 +443,7 @@ dm_conv3_direct_dw(float *dw, const float *dout, const float *in, int B,
 #else
 
 size_t
-dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
+dm_convd_work(int B, int Cin, int H, int W, int Cout)
 {
 	(void)B;
 	(void)Cin;
@@ -429,22 +454,22 @@ dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout)
 }
 
 int
-dm_conv3_direct_ok(void)
+dm_convd_ok(void)
 {
 	return 0;
 }
 
 void
-dm_conv3_direct_forward(float *out, const float *in, const float *w,
-    const float *b, int add, int B, int Cin, int H, int W, int Cout,
+dm_convd_forward(float *out, const float *in, const float *w,
+    const float *b, int add, int B, int Cin, int H, int W, int Cout, int k,
     int flip, float *work)
 {
 	(void)out; (void)in; (void)w; (void)b; (void)add; (void)B; (void)Cin;
-	(void)H; (void)W; (void)Cout; (void)flip; (void)work;
+	(void)H; (void)W; (void)Cout; (void)k; (void)flip; (void)work;
 }
 
 void
-dm_conv3_direct_dw(float *dw, const float *dout, const float *in, int B,
+dm_convd_dw3(float *dw, const float *dout, const float *in, int B,
     int Cin, int H, int W, int Cout, float *work)
 {
 	(void)dw; (void)dout; (void)in; (void)B; (void)Cin; (void)H; (void)W;

@@ -61,21 +61,21 @@
 	}                                                                 \
 } while (0)
 
-/* 3x3 stride-1 convolutions (padding 1) without columns, with 16-lane
- * vectors (conv_direct.c).  ok: the machine has the vectors and
+/* Stride-1 convolutions, 3x3 (padding 1) or 1x1, without columns, with
+ * 16-lane vectors (conv_direct.c).  ok: the machine has the vectors and
  * dm_conv_direct_off (a switch for tests) is 0.  work: floats of scratch
- * both calls need.  forward: out = (add ? out : 0) +
- * conv(in, w) + b; with flip, w is [Cout][Cin][3][3] of the layer whose
- * input gradient this is (the kernel transposed and flipped).  dw: the
- * weight gradient, added to dw. */
+ * the calls need (either k).  forward: out = (add ? out : 0) + conv(in,
+ * w) + b; with flip, w is [Cout][Cin][k][k] of the layer whose input
+ * gradient this is (the kernel transposed and flipped).  dw3: the weight
+ * gradient of a 3x3 layer, added to dw. */
 extern int dm_conv_direct_off;
-int dm_conv3_direct_ok(void);
-size_t dm_conv3_direct_work(int B, int Cin, int H, int W, int Cout);
-void dm_conv3_direct_forward(float *out, const float *in, const float *w,
-    const float *b, int add, int B, int Cin, int H, int W, int Cout,
+int dm_convd_ok(void);
+size_t dm_convd_work(int B, int Cin, int H, int W, int Cout);
+void dm_convd_forward(float *out, const float *in, const float *w,
+    const float *b, int add, int B, int Cin, int H, int W, int Cout, int k,
     int flip, float *work);
-void dm_conv3_direct_dw(float *dw, const float *dout, const float *in,
-    int B, int Cin, int H, int W, int Cout, float *work);
+void dm_convd_dw3(float *dw, const float *dout, const float *in, int B,
+    int Cin, int H, int W, int Cout, float *work);
 
 /* out (n, dout) = in (n, din) . w^T + b, as dm_linear_forward, on the
  * calling thread without BLAS: for a few rows (nn_serial.c). */

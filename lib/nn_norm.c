@@ -18,7 +18,7 @@
 #include "nn_internal.h"
 
 /* mean and 1 / sqrt(var + eps) of x[0..n) */
-static void
+static inline void
 moments(const float *restrict x, size_t n, float eps, float *mean,
     float *rstd)
 {
