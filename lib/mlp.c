@@ -943,7 +943,11 @@ dm_mlp_forward(struct dm_model *m, float *out, const float *x,
 	return 0;
 }
 
-/* The gradient buffers are zero on entry (model.c); every layer adds. */
+/* Every activation gradient is set by its first (for most, its only)
+ * contribution, so the buffers need no zeroing (model.c skips it for
+ * the mlp): the residual stream's gradient is copied, then the block's
+ * LayerNorm adds to it; se's is set by the last block and added to by
+ * the others. */
 void
 dm_mlp_backward(struct dm_model *m, float *dx, const float *dout)
 {
@@ -958,12 +962,12 @@ dm_mlp_backward(struct dm_model *m, float *dx, const float *dout)
 		return;
 	}
 
-	dm_linear_backward(dm_acts_grad(a, n->os), DM_G(m, n->ow),
+	dm_linear_backward_set(dm_acts_grad(a, n->os), DM_G(m, n->ow),
 	    DM_G(m, n->ob), dout, n->os, DM_P(m, n->ow), B, n->W, n->dout);
-	dm_silu_backward(dm_acts_grad(a, n->on), dm_acts_grad(a, n->os), n->on,
-	    BW);
+	dm_silu_backward_set(dm_acts_grad(a, n->on), dm_acts_grad(a, n->os),
+	    n->on, BW);
 	const float *hlast = n->depth ? n->blk[n->depth - 1].h : n->h0;
-	dm_layernorm_backward(dm_acts_grad(a, hlast), DM_G(m, n->onw),
+	dm_layernorm_backward_set(dm_acts_grad(a, hlast), DM_G(m, n->onw),
 	    DM_G(m, n->onb), dm_acts_grad(a, n->on), hlast, DM_P(m, n->onw),
 	    n->omean, n->orstd, B, n->W);
 	for (int i = n->depth - 1; i >= 0; i--) {
@@ -971,43 +975,47 @@ dm_mlp_backward(struct dm_model *m, float *dx, const float *dout)
 		const float *hin = i ? n->blk[i - 1].h : n->h0;
 		float *dhin = dm_acts_grad(a, hin);
 		dh = dm_acts_grad(a, b->h);
-		for (size_t k = 0; k < BW; k++)
-			dhin[k] += dh[k];
+		memcpy(dhin, dh, BW * sizeof *dhin);
 		const float *f2in = a->dropping ? b->dr : b->s2;
-		dm_linear_backward(dm_acts_grad(a, f2in), DM_G(m, b->f2w),
+		dm_linear_backward_set(dm_acts_grad(a, f2in), DM_G(m, b->f2w),
 		    DM_G(m, b->f2b), dh, f2in, DM_P(m, b->f2w), B, n->W, n->W);
 		if (a->dropping)
-			dm_dropout_backward(dm_acts_grad(a, b->s2),
+			dm_dropout_backward_set(dm_acts_grad(a, b->s2),
 			    dm_acts_grad(a, b->dr), b->mask, BW,
 			    m->cfg.dropout);
-		dm_silu_backward(dm_acts_grad(a, b->u), dm_acts_grad(a, b->s2),
-		    b->u, BW);
+		dm_silu_backward_set(dm_acts_grad(a, b->u),
+		    dm_acts_grad(a, b->s2), b->u, BW);
 		float *du = dm_acts_grad(a, b->u);
-		dm_linear_backward(dm_acts_grad(a, n->se), DM_G(m, b->ew),
+		(i == n->depth - 1 ? dm_linear_backward_set :
+		    dm_linear_backward)(dm_acts_grad(a, n->se), DM_G(m, b->ew),
 		    DM_G(m, b->eb), du, n->se, DM_P(m, b->ew), B, n->W, n->W);
-		dm_linear_backward(dm_acts_grad(a, b->s1), DM_G(m, b->f1w),
+		dm_linear_backward_set(dm_acts_grad(a, b->s1), DM_G(m, b->f1w),
 		    DM_G(m, b->f1b), du, b->s1, DM_P(m, b->f1w), B, n->W, n->W);
-		dm_silu_backward(dm_acts_grad(a, b->ln), dm_acts_grad(a, b->s1),
-		    b->ln, BW);
+		dm_silu_backward_set(dm_acts_grad(a, b->ln),
+		    dm_acts_grad(a, b->s1), b->ln, BW);
 		dm_layernorm_backward(dhin, DM_G(m, b->nw), DM_G(m, b->nb),
 		    dm_acts_grad(a, b->ln), hin, DM_P(m, b->nw), b->mean,
 		    b->rstd, B, n->W);
 	}
-	dm_linear_backward(dx ? dm_acts_grad(a, n->x) : NULL, DM_G(m, n->inw),
-	    DM_G(m, n->inb), dm_acts_grad(a, n->h0), n->x, DM_P(m, n->inw), B,
-	    n->d, n->W);
+	dm_linear_backward_set(dx ? dm_acts_grad(a, n->x) : NULL,
+	    DM_G(m, n->inw), DM_G(m, n->inb), dm_acts_grad(a, n->h0), n->x,
+	    DM_P(m, n->inw), B, n->d, n->W);
 	if (dx != NULL)
 		memcpy(dx, dm_acts_grad(a, n->x), (size_t)B * n->d * sizeof(float));
-	dm_silu_backward(dm_acts_grad(a, n->e), dm_acts_grad(a, n->se), n->e,
-	    BW);
+	/* without blocks the time path does not reach the output: its
+	 * parameters get no gradient */
+	if (n->depth == 0)
+		return;
+	dm_silu_backward_set(dm_acts_grad(a, n->e), dm_acts_grad(a, n->se),
+	    n->e, BW);
 	if (n->cond)
 		dm_embedding_backward(DM_G(m, n->cls), dm_acts_grad(a, n->e),
 		    a->y, B, n->W);
-	dm_linear_backward(dm_acts_grad(a, n->e1), DM_G(m, n->t2w),
+	dm_linear_backward_set(dm_acts_grad(a, n->e1), DM_G(m, n->t2w),
 	    DM_G(m, n->t2b), dm_acts_grad(a, n->e), n->e1, DM_P(m, n->t2w), B,
 	    n->W, n->W);
-	dm_silu_backward(dm_acts_grad(a, n->e0), dm_acts_grad(a, n->e1), n->e0,
-	    BW);
+	dm_silu_backward_set(dm_acts_grad(a, n->e0), dm_acts_grad(a, n->e1),
+	    n->e0, BW);
 	dm_linear_backward(NULL, DM_G(m, n->t0w), DM_G(m, n->t0b),
 	    dm_acts_grad(a, n->e0), n->ts, DM_P(m, n->t0w), B, n->T, n->W);
 }

@@ -839,7 +839,9 @@ net_backward(struct dm_model *m, float *dx, const float *dout)
 	if (a->grad == NULL &&
 	    (a->grad = dm_malloc(n * sizeof(float))) == NULL)
 		return -1;
-	memset(a->grad, 0, n * sizeof(float));
+	/* the mlp sets each gradient before it adds to it (mlp.c) */
+	if (m->cfg.arch != DM_ARCH_MLP)
+		memset(a->grad, 0, n * sizeof(float));
 	if (m->cfg.arch == DM_ARCH_MLP)
 		dm_mlp_backward(m, dx, dout);
 	else

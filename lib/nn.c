@@ -57,18 +57,21 @@ column_sum_add(float *restrict db, const float *restrict dout, int n,
 	}
 }
 
-void
-dm_linear_backward(float *din, float *dw, float *db, const float *dout,
-    const float *in, const float *w, int n, int din_dim, int dout_dim)
+/* din = beta din + dout w (beta 1: add, 0: set); dw += dout^T in; db +=
+ * the column sums of dout */
+static void
+linear_backward(float *din, float beta, float *dw, float *db,
+    const float *dout, const float *in, const float *w, int n, int din_dim,
+    int dout_dim)
 {
 	if (n <= 0 || dout_dim <= 0 || din_dim < 0)
 		return;
 	if (din_dim > 0) {
-		/* din (n, din) += dout (n, dout) . w (dout, din) */
+		/* din (n, din) = beta din + dout (n, dout) . w (dout, din) */
 		if (din != NULL)
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
 			    n, din_dim, dout_dim, 1.0f, dout, dout_dim, w,
-			    din_dim, 1.0f, din, din_dim);
+			    din_dim, beta, din, din_dim);
 		/* dw (dout, din) += dout^T (dout, n) . in (n, din) */
 		if (dw != NULL)
 			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
@@ -77,6 +80,20 @@ dm_linear_backward(float *din, float *dw, float *db, const float *dout,
 	}
 	if (db != NULL)
 		column_sum_add(db, dout, n, dout_dim);
+}
+
+void
+dm_linear_backward(float *din, float *dw, float *db, const float *dout,
+    const float *in, const float *w, int n, int din_dim, int dout_dim)
+{
+	linear_backward(din, 1.0f, dw, db, dout, in, w, n, din_dim, dout_dim);
+}
+
+void
+dm_linear_backward_set(float *din, float *dw, float *db, const float *dout,
+    const float *in, const float *w, int n, int din_dim, int dout_dim)
+{
+	linear_backward(din, 0.0f, dw, db, dout, in, w, n, din_dim, dout_dim);
 }
 
 /*
@@ -99,8 +116,17 @@ silu_range(float *restrict out, const float *restrict in, size_t lo,
 
 static DM_CLONES void
 silu_back_range(float *restrict din, const float *restrict dout,
-    const float *restrict in, size_t lo, size_t hi)
+    const float *restrict in, size_t lo, size_t hi, int set)
 {
+	if (set) {
+		#pragma omp simd
+		for (size_t i = lo; i < hi; i++) {
+			float x = in[i];
+			float s = 1.0f / (1.0f + dm_nn_exp(-x));
+			din[i] = dout[i] * s * (1.0f + x * (1.0f - s));
+		}
+		return;
+	}
 	#pragma omp simd
 	for (size_t i = lo; i < hi; i++) {
 		float x = in[i];
@@ -120,7 +146,16 @@ dm_silu_backward(float *din, const float *dout, const float *in, size_t n)
 {
 	if (din == NULL)
 		return;
-	DM_NN_RANGES(n, silu_back_range(din, dout, in, lo, hi));
+	DM_NN_RANGES(n, silu_back_range(din, dout, in, lo, hi, 0));
+}
+
+void
+dm_silu_backward_set(float *din, const float *dout, const float *in,
+    size_t n)
+{
+	if (din == NULL)
+		return;
+	DM_NN_RANGES(n, silu_back_range(din, dout, in, lo, hi, 1));
 }
 
 /* GELU, exact: x Phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, computed as
@@ -377,5 +412,18 @@ dm_dropout_backward(float *din, const float *dout, const uint8_t *mask,
 
 	DM_NN_ELEMWISE(n, {
 		din[i] += dout[i] * (mask[i] ? scale : 0.0f);
+	});
+}
+
+void
+dm_dropout_backward_set(float *din, const float *dout, const uint8_t *mask,
+    size_t n, float p)
+{
+	if (din == NULL)
+		return;
+	float scale = dropout_scale(p);
+
+	DM_NN_ELEMWISE(n, {
+		din[i] = dout[i] * (mask[i] ? scale : 0.0f);
 	});
 }

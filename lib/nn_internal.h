@@ -77,6 +77,21 @@ void dm_convd_forward(float *out, const float *in, const float *w,
 void dm_convd_dw3(float *dw, const float *dout, const float *in, int B,
     int Cin, int H, int W, int Cout, float *work);
 
+/* dm_linear_backward, dm_silu_backward, dm_dropout_backward and
+ * dm_layernorm_backward that set din instead of adding to it: for a
+ * buffer whose only (or first) gradient this is, which then needs no
+ * zeroing pass before the backward. */
+void dm_linear_backward_set(float *din, float *dw, float *db,
+    const float *dout, const float *in, const float *w, int n, int din_dim,
+    int dout_dim);
+void dm_silu_backward_set(float *din, const float *dout, const float *in,
+    size_t n);
+void dm_dropout_backward_set(float *din, const float *dout,
+    const uint8_t *mask, size_t n, float p);
+void dm_layernorm_backward_set(float *din, float *dw, float *db,
+    const float *dout, const float *in, const float *w, const float *mean,
+    const float *rstd, int n, int C);
+
 /* out (n, dout) = in (n, din) . w^T + b, as dm_linear_forward, on the
  * calling thread without BLAS: for a few rows (nn_serial.c). */
 void dm_linear_forward_serial(float *out, const float *in, const float *w,

@@ -18,7 +18,7 @@
 #include "nn_internal.h"
 
 /* mean and 1 / sqrt(var + eps) of x[0..n) */
-static inline void
+static inline __attribute__((always_inline)) void
 moments(const float *restrict x, size_t n, float eps, float *mean,
     float *rstd)
 {
@@ -39,7 +39,7 @@ moments(const float *restrict x, size_t n, float eps, float *mean,
 }
 
 /* o = x scale + shift over n values */
-static inline void
+static inline __attribute__((always_inline)) void
 affine(float *restrict o, const float *restrict x, size_t n, float scale,
     float shift)
 {
@@ -49,7 +49,7 @@ affine(float *restrict o, const float *restrict x, size_t n, float scale,
 }
 
 /* sums of dxhat = g w and dxhat xhat, xhat = (x - m) rs, over n values */
-static inline void
+static inline __attribute__((always_inline)) void
 dxhat_sums(const float *restrict g, const float *restrict x, size_t n,
     float w, float m, float rs, double *s1, double *s2)
 {
@@ -66,7 +66,7 @@ dxhat_sums(const float *restrict g, const float *restrict x, size_t n,
 }
 
 /* din += rs (g w - m1 - xhat m2) over n values */
-static inline void
+static inline __attribute__((always_inline)) void
 din_add(float *restrict d, const float *restrict g, const float *restrict x,
     size_t n, float w, float m, float rs, float m1, float m2)
 {
@@ -114,7 +114,7 @@ dm_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
 static DM_CLONES void
 ln_back_row(float *restrict d, const float *restrict g,
     const float *restrict x, const float *restrict w, float m, float rs,
-    int C)
+    int C, int set)
 {
 	double s1 = 0, s2 = 0;
 
@@ -125,6 +125,15 @@ ln_back_row(float *restrict d, const float *restrict g,
 		s2 += dx * ((x[c] - m) * rs);
 	}
 	float m1 = (float)(s1 / C), m2 = (float)(s2 / C);
+	if (set) {
+		#pragma omp simd
+		for (int c = 0; c < C; c++) {
+			float xhat = (x[c] - m) * rs;
+			float dx = g[c] * (w ? w[c] : 1.0f);
+			d[c] = rs * (dx - m1 - xhat * m2);
+		}
+		return;
+	}
 	#pragma omp simd
 	for (int c = 0; c < C; c++) {
 		float xhat = (x[c] - m) * rs;
@@ -157,10 +166,10 @@ ln_back_params(float *restrict dw, float *restrict db,
 	}
 }
 
-void
-dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
-    const float *in, const float *w, const float *mean, const float *rstd,
-    int n, int C)
+static void
+layernorm_backward(float *din, int set, float *dw, float *db,
+    const float *dout, const float *in, const float *w, const float *mean,
+    const float *rstd, int n, int C)
 {
 	if (n <= 0 || C <= 0)
 		return;
@@ -170,7 +179,7 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 		#pragma omp parallel for schedule(static) if (total >= DM_NN_PAR_MIN)
 		for (int r = 0; r < n; r++)
 			ln_back_row(din + (size_t)r * C, dout + (size_t)r * C,
-			    in + (size_t)r * C, w, mean[r], rstd[r], C);
+			    in + (size_t)r * C, w, mean[r], rstd[r], C, set);
 	}
 	if (dw == NULL && db == NULL)
 		return;
@@ -183,6 +192,22 @@ dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
 		int c0 = k * CHUNK, c1 = c0 + CHUNK < C ? c0 + CHUNK : C;
 		ln_back_params(dw, db, dout, in, mean, rstd, n, C, c0, c1);
 	}
+}
+
+void
+dm_layernorm_backward(float *din, float *dw, float *db, const float *dout,
+    const float *in, const float *w, const float *mean, const float *rstd,
+    int n, int C)
+{
+	layernorm_backward(din, 0, dw, db, dout, in, w, mean, rstd, n, C);
+}
+
+void
+dm_layernorm_backward_set(float *din, float *dw, float *db,
+    const float *dout, const float *in, const float *w, const float *mean,
+    const float *rstd, int n, int C)
+{
+	layernorm_backward(din, 1, dw, db, dout, in, w, mean, rstd, n, C);
 }
 
 /* din += the input gradient of one GroupNorm set of Cg channels of hw
@@ -352,7 +377,7 @@ dm_groupnorm_silu_forward(float *norm, float *out, float *mean, float *rstd,
 }
 
 /* g = dout s(n) (1 + n (1 - s(n))), the gradient of n, over n values */
-static inline void
+static inline __attribute__((always_inline)) void
 silu_grad(float *restrict g, const float *restrict dout,
     const float *restrict nm, size_t n)
 {

@@ -261,6 +261,13 @@ gradcheck_model(const struct dm_model_config *c, int B, double tol)
 	free(noise);
 
 	dm_threads_set(1);
+	/* a first backward of another output gradient leaves its values in
+	 * the activation gradients: the next must not depend on them */
+	gfwd(&g);
+	float *r0 = malloc(nout * sizeof(float));
+	fill_normal(r0, nout, 5, 3);
+	CHECK_OK(dm_model_backward(m, dx, r0));
+	free(r0);
 	gfwd(&g);
 	dm_model_zero_grad(m);
 	CHECK_OK(dm_model_backward(m, dx, r));
@@ -295,6 +302,9 @@ DM_TEST(model_mlp_gradients)
 	c.classes = 0;
 	c.depth = 1;
 	gradcheck_model(&c, 3, 2e-2);
+	c.depth = 0;	/* no blocks: the time path does not reach the output */
+	gradcheck_model(&c, 3, 2e-2);
+	c.depth = 1;
 	c.classes = 4;
 	c.head = DM_HEAD_CLASSIFIER;
 	gradcheck_model(&c, 3, 2e-2);
