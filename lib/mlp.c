@@ -773,7 +773,7 @@ split_setup(struct dm_model *m, int B, int np)
 		for (int p = n->nparts; p < np; p++) {
 			pt[p].blk = dm_malloc((size_t)(n->depth ? n->depth : 1) *
 			    sizeof *pt[p].blk);
-			pt[p].grads = p ? dm_malloc(m->nparams * sizeof(float)) :
+			pt[p].grads = p ? dm_calloc(m->nparams, sizeof(float)) :
 			    NULL;
 			if (pt[p].blk == NULL || (p && pt[p].grads == NULL)) {
 				for (int q = n->nparts; q <= p; q++) {
@@ -830,12 +830,16 @@ split_forward(struct dm_model *m, float *out, const float *x, const float *t,
 	n->split = np;
 }
 
+/* a += b, and b = 0 for the next step (a part's gradients are zero
+ * whenever it starts a backward: from their allocation, then from here) */
 static DM_CLONES void
-add_range(float *restrict a, const float *restrict b, size_t lo, size_t hi)
+add_range(float *restrict a, float *restrict b, size_t lo, size_t hi)
 {
 	#pragma omp simd
-	for (size_t i = lo; i < hi; i++)
+	for (size_t i = lo; i < hi; i++) {
 		a[i] += b[i];
+		b[i] = 0;
+	}
 }
 
 static void
@@ -850,8 +854,6 @@ split_backward(struct dm_model *m, float *dx, const float *dout)
 		q->n.a.grad = n->a.grad;
 		q->n.a.trained = 1;
 		q->m.grads = p ? q->grads : m->grads;
-		if (p)
-			memset(q->grads, 0, m->nparams * sizeof(float));
 		dm_mlp_backward(&q->m, dx ? dx + (size_t)q->r0 * n->d : NULL,
 		    dout + (size_t)q->r0 * n->dout);
 	}
